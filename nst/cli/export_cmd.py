@@ -1,0 +1,43 @@
+"""`nst export-vgg`: MatConvNet weights -> truncated ONNX extractor."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from nst.cli.options import CommaList
+from nst.export.onnx_graph import ExportConfig
+
+_DEFAULTS = ExportConfig()
+
+
+@click.command("export-vgg")
+@click.argument("weights", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The ONNX file to write.")
+@click.option("--layers", type=CommaList(), default=",".join(_DEFAULTS.layers), show_default=True,
+              help="Layers to output (comma-separated); the graph ends after the deepest.")
+@click.option("--pooling", type=click.Choice(["max", "avg"]), default=_DEFAULTS.pooling, show_default=True,
+              help="Pooling between blocks.")
+@click.option("--grams/--no-grams", default=_DEFAULTS.grams, show_default=True,
+              help="Also output gram_<layer> for the style layers relu1_1 ... relu5_1.")
+@click.option("--swap-kernel-axes", is_flag=True, default=_DEFAULTS.swap_kernel_axes,
+              help="Swap the kernels' spatial axes like anishathalye/neural-style (compatibility; "
+                   "MatConvNet's own order is the default).")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def export_vgg(weights: Path, output: Path, layers: tuple[str, ...], pooling: str, grams: bool,
+               swap_kernel_axes: bool, overwrite: bool) -> None:
+    """Convert MatConvNet VGG-16/19 WEIGHTS (.mat) into an ONNX feature extractor."""
+    from nst.export.save import export_vgg_file
+
+    config = ExportConfig(layers=layers, pooling=pooling, grams=grams, swap_kernel_axes=swap_kernel_axes)
+    start = time.perf_counter()
+    info = export_vgg_file(weights, output, config, overwrite=overwrite)
+    size_mb = output.stat().st_size / 1e6
+    gram_text = f" + {len(info.grams)} grams" if info.grams else ""
+    click.echo(
+        f"exported {info.architecture} ({info.pooling} pooling; {len(info.layers)} layers{gram_text}: "
+        f"{','.join(info.layers)}) to {output}, {size_mb:.1f} MB in {time.perf_counter() - start:.1f} s"
+    )

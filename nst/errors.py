@@ -1,0 +1,42 @@
+"""Typed exceptions. Library code raises these; only `nst.cli` turns them into messages."""
+
+from __future__ import annotations
+
+
+class NSTError(Exception):
+    """Base class of every error that is a user's mistake or an environment problem.
+
+    The message is one line that names the problem and, where there is one, the fix.
+    """
+
+
+class WeightsError(NSTError):
+    """A weights file (MatConvNet `.mat`) is missing, unreadable or not what it should be."""
+
+
+class LayerError(NSTError):
+    """A layer name that the network does not have."""
+
+
+class ModelError(NSTError):
+    """An ONNX extractor file is missing, unreadable, or not one that nst exported."""
+
+
+class ImageError(NSTError):
+    """An image file is missing, unreadable or corrupt."""
+
+
+class TargetsError(NSTError):
+    """A style-targets file is missing, corrupt, or belongs to another model."""
+
+
+class ConfigError(NSTError):
+    """An option value that cannot work (out of range, inconsistent with another)."""
+
+
+class OutputError(NSTError):
+    """An output cannot be written (exists without --overwrite, folder missing, read-only)."""
+
+
+class DownloadError(NSTError):
+    """A weight file could not be downloaded or failed its checksum."""

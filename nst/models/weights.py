@@ -1,0 +1,34 @@
+"""`VGGWeights`: one in-memory form of a VGG network's convolution weights, whatever the file."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """The convolutions of a VGG network, ready for export.
+
+    `convs` maps conv names, in network order, to (kernel, bias): kernel is PyTorch's
+    (out, in, kh, kw) float32, bias is flat (out,) float32. `mean_pixel` is the RGB mean the
+    network was trained with, subtracted from 0-255 pixels before conv1_1.
+    """
+
+    architecture: str
+    convs: dict[str, tuple[np.ndarray, np.ndarray]]
+    mean_pixel: np.ndarray  # (3,) float32, RGB
+    source_sha256: str = ""
+    kernel_axes: str = "hw"  # "hw": MatConvNet's (H, W) kept; "wh": spatially swapped (reference compat)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,122 @@
+"""Image I/O and colour handling: read anything a user has as RGB, write atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from nst.errors import ImageError, OutputError
+from nst.fileio import atomic_path
+
+# Output formats by extension, with their save options.
+_FORMATS: dict[str, tuple[str, dict]] = {
+    ".png": ("PNG", {}),
+    ".jpg": ("JPEG", {"quality": 95}),
+    ".jpeg": ("JPEG", {"quality": 95}),
+    ".webp": ("WEBP", {"quality": 95}),
+    ".bmp": ("BMP", {}),
+    ".tif": ("TIFF", {}),
+    ".tiff": ("TIFF", {}),
+}
+
+
+def open_image(path: str | Path):
+    """Open an image as 8-bit RGB `PIL.Image`, the way a viewer shows it.
+
+    EXIF orientation is applied; alpha is composited on white; grayscale, palette, CMYK and
+    16-bit images are converted (16-bit scaled to 0-255).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"cannot read image {path}: {exc}; is it a complete image file?") from None
+    return _to_rgb(img)
+
+
+def _to_rgb(img):
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("LA", "La", "RGBa", "PA") or (img.mode == "L" and "transparency" in img.info):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def resize(img, long_side: int | None = None, width: int | None = None):
+    """Resize a PIL image to a long side or a width, keeping its aspect ratio (Lanczos)."""
+    from PIL import Image
+
+    w, h = img.size
+    if width is not None:
+        scale = width / w
+    elif long_side is not None:
+        scale = long_side / max(w, h)
+    else:
+        return img
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
+
+
+def to_array(img) -> np.ndarray:
+    """PIL RGB image -> float32 (1, 3, H, W), 0-255: the extractor's input convention."""
+    arr = np.asarray(img, dtype=np.float32)  # (H, W, 3)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])  # (1, 3, H, W)
+
+
+def from_array(arr: np.ndarray):
+    """(1, 3, H, W) or (3, H, W) or (H, W, 3) 0-255 floats -> PIL RGB image (rounded, clipped)."""
+    from PIL import Image
+
+    arr = np.asarray(arr)
+    if arr.ndim == 4:
+        arr = arr[0]
+    if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[-1] != 3:
+        arr = arr.transpose(1, 2, 0)
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB")
+
+
+def output_format(path: str | Path) -> tuple[str, dict]:
+    """The PIL format and save options for an output path, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FORMATS:
+        raise OutputError(
+            f"cannot tell the image format of {path}; use one of {', '.join(sorted(_FORMATS))}"
+        )
+    return _FORMATS[suffix]
+
+
+def save_image(img, path: str | Path, overwrite: bool = False, text: Mapping[str, str] | None = None) -> Path:
+    """Write a PIL image atomically; the format follows the extension (JPEG at quality 95).
+
+    `text` becomes PNG text chunks (e.g. the parameters used); other formats ignore it.
+    """
+    from PIL.PngImagePlugin import PngInfo
+
+    fmt, options = output_format(path)
+    options = dict(options)
+    if fmt == "PNG" and text:
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, str(value))
+        options["pnginfo"] = info
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        img.save(tmp, format=fmt, **options)
+    return Path(path)

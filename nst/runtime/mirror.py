@@ -1,0 +1,104 @@
+"""The PyTorch mirror of an exported extractor, built from the ONNX file's own initializers.
+
+The mirror computes exactly what the ONNX graph computes (parity is tested), but in torch,
+so that the losses can be differentiated with respect to the image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nst.errors import LayerError, ModelError
+from nst.models.layers import Layer, check_layers, truncated_table
+from nst.runtime.losses import gram
+from nst.runtime.model_info import ModelInfo, load_onnx, model_info
+
+
+class VGGMirror(nn.Module):
+    """VGG features of 0-255 RGB images, as a dict keyed by layer name.
+
+    Weights are frozen (`requires_grad=False`); the module moves with `.to(device)`.
+    Its `state_dict` keys are the ONNX initializer names (`conv1_1.weight`, `mean_pixel`).
+    """
+
+    def __init__(self, info: ModelInfo, tensors: dict[str, torch.Tensor]):
+        super().__init__()
+        self.info = info
+        self.table: tuple[Layer, ...] = truncated_table(info.architecture, info.layers)
+        self.register_buffer("mean_pixel", tensors["mean_pixel"].reshape(1, 3, 1, 1).clone())
+        for layer in self.table:
+            if layer.kind != "conv":
+                continue
+            conv = nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1)
+            for part in ("weight", "bias"):
+                key = f"{layer.name}.{part}"
+                if key not in tensors:
+                    raise ModelError(f"{info.path}: initializer {key} is missing; export the model again")
+                param = getattr(conv, part)
+                if tuple(tensors[key].shape) != tuple(param.shape):
+                    raise ModelError(
+                        f"{info.path}: {key} has shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}"
+                    )
+                param.data = tensors[key].clone()
+            conv.requires_grad_(False)
+            self.add_module(layer.name, conv)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> "VGGMirror":
+        from onnx import numpy_helper
+
+        model = load_onnx(path)
+        info = model_info(model, path)
+        tensors = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+        return cls(info, tensors).eval()
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return self.info.layers
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        layers: Iterable[str] | None = None,
+        grams: Iterable[str] = (),
+    ) -> dict[str, torch.Tensor]:
+        """Features of `image` (N, 3, H, W, RGB 0-255) at `layers` (default: all exported),
+        plus `gram_<name>` for each name in `grams`. Stops after the deepest layer asked for."""
+        wanted = set(self._check(layers if layers is not None else self.info.layers))
+        gram_wanted = set(self._check(grams)) if grams else set()
+        wanted |= gram_wanted
+        out: dict[str, torch.Tensor] = {}
+        x = image - self.mean_pixel
+        for layer in self.table:
+            if not wanted:
+                break
+            if layer.kind == "conv":
+                x = getattr(self, layer.name)(x)
+            elif layer.kind == "relu":
+                x = F.relu(x)
+            elif self.info.pooling == "avg":
+                x = F.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False)
+            else:
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+            if layer.name in wanted:
+                wanted.discard(layer.name)
+                out[layer.name] = x
+                if layer.name in gram_wanted:
+                    out[f"gram_{layer.name}"] = gram(x)
+        return out
+
+    def _check(self, names: Iterable[str]) -> tuple[str, ...]:
+        names = tuple(names)
+        check_layers(self.info.architecture, names)
+        missing = [n for n in names if n not in {layer.name for layer in self.table}]
+        if missing:
+            raise LayerError(
+                f"layer {missing[0]} is deeper than {self.info.path}'s graph (ends at {self.table[-1].name}); "
+                "export a model with that layer"
+            )
+        return names
