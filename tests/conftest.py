@@ -57,3 +57,15 @@ def make_onnx(make_mat, tmp_path_factory):
 def vgg19_onnx(make_onnx) -> Path:
     """The default extractor (relu4_2, relu5_2, relu1_1...relu5_1, max pooling, Grams) of a random VGG-19."""
     return make_onnx()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests skip cleanly on machines without a CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
