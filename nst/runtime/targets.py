@@ -383,10 +383,16 @@ def load_targets(path: str | Path) -> StyleTargets:
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise TargetsError(f"{path} holds pickled objects, which nst never loads; {fix}") from None
-        raise TargetsError(f"{path} is truncated or corrupt ({exc}); {fix}") from None
+        raise TargetsError(f"{path} is truncated or corrupt ({_short(exc)}); {fix}") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise TargetsError(f"{path} is truncated or corrupt ({exc}); {fix}") from None
+        raise TargetsError(f"{path} is truncated or corrupt ({_short(exc)}); {fix}") from None
     return _targets_from(meta, arrays, path, fix)
+
+
+def _short(exc: Exception) -> str:
+    """An exception's text as a short single line, to quote inside a one-line error."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _parse_metadata(raw: np.ndarray, path: Path, fix: str) -> dict:
