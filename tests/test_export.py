@@ -174,3 +174,23 @@ def test_mirror_cuda_matches_cpu(vgg19_onnx):
         gpu = mirror.to("cuda")(image.cuda(), grams=STYLE_LAYERS)
     for name, value in cpu.items():
         assert max_rel_error(gpu[name].cpu().numpy(), value.numpy().astype(np.float64)) <= 1e-3, name
+
+
+def test_mirror_checkpoint_gives_same_gradient(vgg19_onnx):
+    mirror = VGGMirror.from_onnx(vgg19_onnx)
+    grads = []
+    for checkpoint in (False, True):
+        image = torch.from_numpy(_image(n=1, h=21, w=19)).requires_grad_(True)
+        out = mirror(image, grams=STYLE_LAYERS, checkpoint=checkpoint)
+        sum(v.square().mean() for v in out.values()).backward()
+        grads.append(image.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+
+
+def test_mirror_keeps_wanted_conv_output(vgg19_onnx):
+    """The in-place ReLU must not overwrite a conv output that was asked for."""
+    mirror = VGGMirror.from_onnx(vgg19_onnx)
+    with torch.no_grad():
+        out = mirror(torch.from_numpy(_image(n=1, h=12, w=12)), layers=["conv1_1", "relu1_1"])
+    assert (out["conv1_1"] < 0).any()
+    torch.testing.assert_close(out["relu1_1"], out["conv1_1"].clamp(min=0))

@@ -47,6 +47,12 @@ class VGGMirror(nn.Module):
                 param.data = tensors[key].clone()
             conv.requires_grad_(False)
             self.add_module(layer.name, conv)
+        # Blocks end at each pool: the units of activation checkpointing.
+        self._blocks: list[tuple[Layer, ...]] = []
+        for layer in self.table:
+            if not self._blocks or self._blocks[-1][-1].kind == "pool":
+                self._blocks.append(())
+            self._blocks[-1] += (layer,)
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> "VGGMirror":
@@ -66,31 +72,58 @@ class VGGMirror(nn.Module):
         image: torch.Tensor,
         layers: Iterable[str] | None = None,
         grams: Iterable[str] = (),
+        checkpoint: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Features of `image` (N, 3, H, W, RGB 0-255) at `layers` (default: all exported),
-        plus `gram_<name>` for each name in `grams`. Stops after the deepest layer asked for."""
+        plus `gram_<name>` for each name in `grams`. Stops after the deepest layer asked for.
+
+        `checkpoint=True` recomputes each block's activations during backward instead of
+        keeping them (activation checkpointing): less memory for large images, ~1 more forward.
+        """
         wanted = set(self._check(layers if layers is not None else self.info.layers))
         gram_wanted = set(self._check(grams)) if grams else set()
         wanted |= gram_wanted
         out: dict[str, torch.Tensor] = {}
         x = image - self.mean_pixel
-        for layer in self.table:
+        for block in self._blocks:
             if not wanted:
                 break
+            names = [layer.name for layer in block if layer.name in wanted]
+            last = len(names) == len(wanted)  # then the block may stop at its last wanted layer
+            if checkpoint and torch.is_grad_enabled() and x.requires_grad:
+                x, *features = torch.utils.checkpoint.checkpoint(self._run_block, block, x, wanted, last, use_reentrant=False)
+            else:
+                x, *features = self._run_block(block, x, wanted, last)
+            for name, value in zip(names, features):
+                out[name] = value
+                if name in gram_wanted:
+                    out[f"gram_{name}"] = gram(value)
+            wanted.difference_update(names)
+        return out
+
+    def _run_block(
+        self, block: tuple[Layer, ...], x: torch.Tensor, wanted: set[str], last: bool
+    ) -> tuple[torch.Tensor, ...]:
+        """Run one block; return its output followed by the wanted features, in order."""
+        features = []
+        remaining = sum(layer.name in wanted for layer in block)
+        for layer in block:
             if layer.kind == "conv":
                 x = getattr(self, layer.name)(x)
             elif layer.kind == "relu":
-                x = F.relu(x)
+                # In place unless the conv output itself is wanted: conv's backward does not need
+                # its output, so this saves one activation per conv.
+                x = F.relu(x, inplace=not features or features[-1] is not x)
             elif self.info.pooling == "avg":
                 x = F.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False)
             else:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
             if layer.name in wanted:
-                wanted.discard(layer.name)
-                out[layer.name] = x
-                if layer.name in gram_wanted:
-                    out[f"gram_{layer.name}"] = gram(x)
-        return out
+                features.append(x)
+                remaining -= 1
+                if last and not remaining:
+                    break
+        return (x, *features)
 
     def _check(self, names: Iterable[str]) -> tuple[str, ...]:
         names = tuple(names)
