@@ -83,14 +83,15 @@ def test_corrupt_download_is_rejected_and_deleted(server, tmp_path):
     with pytest.raises(DownloadError) as err:
         download_file(f"{server.url}/{NAME}", dest, {"sha256": SHA256})
     assert str(err.value) == (
-        f"{NAME} downloaded from {server.url}/{NAME} is corrupt (sha256 {bad_sha}, expected {SHA256}); "
-        f"the partial file {part_path(dest)} was deleted. Run the command again to download it afresh."
+        f"{NAME} downloaded from {server.url}/{NAME} failed its check (sha256 {bad_sha}, expected {SHA256}): "
+        f"the download is corrupt or the server holds another file. The partial file {part_path(dest)} was "
+        "deleted; run the command again to download it afresh."
     )
     assert not dest.exists() and not part_path(dest).exists()
 
 
 def test_md5_alone_is_checked(server, tmp_path):
-    with pytest.raises(DownloadError, match=r"corrupt \(md5 "):
+    with pytest.raises(DownloadError, match=r"failed its check \(md5 "):
         download_file(f"{server.url}/{NAME}", tmp_path / NAME, {"md5": "0" * 32})
     assert not part_path(tmp_path / NAME).exists()
 

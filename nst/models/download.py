@@ -201,8 +201,9 @@ def _verify(url: str, dest: Path, part: Path, checksums: Mapping[str, str], size
     if problem:
         part.unlink()
         raise DownloadError(
-            f"{dest.name} downloaded from {url} is corrupt ({problem}); the partial file {part} "
-            "was deleted. Run the command again to download it afresh."
+            f"{dest.name} downloaded from {url} failed its check ({problem}): the download is corrupt or "
+            f"the server holds another file. The partial file {part} was deleted; run the command again "
+            "to download it afresh."
         )
     return digests
 
