@@ -1,0 +1,67 @@
+"""The cached extractor: weights (registry name or `.mat`) + export options -> an `.onnx` in the cache.
+
+This composes `nst.models.cache` (where things live, downloads) with the exporter, so that
+`nst stylize` without `-m` needs one call, and a second run downloads and exports nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from nst.export.onnx_graph import FORMAT_VERSION, ExportConfig
+from nst.fileio import atomic_path
+from nst.models.cache import NotifyFn, models_dir, resolve_weights, weights_sha256
+from nst.models.download import ProgressFn
+
+
+def options_key(config: ExportConfig) -> str:
+    """A short hash of the export options and the graph format: equal keys, equal graphs."""
+    options = {"format": FORMAT_VERSION, **dataclasses.asdict(config)}
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cached_model_path(weights_sha256: str, config: ExportConfig) -> Path:
+    """Where the extractor of these weights (by file SHA-256) and options lives in the cache."""
+    return models_dir() / f"{weights_sha256[:16]}-{options_key(config)}.onnx"
+
+
+def cached_model(
+    weights: str | Path | None = None,
+    config: ExportConfig = ExportConfig(),
+    progress: ProgressFn | None = None,
+    notify: NotifyFn | None = None,
+) -> Path:
+    """Path of the cached ONNX extractor for `weights` and `config`, creating it if needed.
+
+    `weights`: None (the default registry weights, vgg19), a registry name ("vgg19",
+    "vgg19-2015", "vgg16"), or a local `.mat` path. Missing registry weights are downloaded
+    into the cache (`progress(bytes_done, total)` is called while they are); a missing model
+    is exported into the cache atomically. `notify(message)` receives one line per step.
+    Raises DownloadError, WeightsError, LayerError, ConfigError.
+    """
+    source = resolve_weights(weights, progress, notify)
+    model = cached_model_path(weights_sha256(source), config)
+    if model.is_file():
+        if notify:
+            notify(f"using cached model {model}")
+        return model
+
+    from nst.export.save import export_vgg_file
+
+    if notify:
+        notify(f"exporting {source} to {model} (once; later runs reuse it)")
+    model.parent.mkdir(parents=True, exist_ok=True)
+    info = export_vgg_file(source, model, config, overwrite=True)
+    note = {
+        "weights": str(source),
+        "weights_sha256": info.source_sha256,
+        "architecture": info.architecture,
+        "options": dataclasses.asdict(config),
+        "format": FORMAT_VERSION,
+    }
+    with atomic_path(model.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(note, indent=1))
+    return model
