@@ -14,6 +14,8 @@ from nst.errors import NSTError
 # command name -> "module:function"; each module imports its heavy dependencies inside.
 COMMANDS: dict[str, str] = {
     "export-vgg": "nst.cli.export_cmd:export_vgg",
+    "download-weights": "nst.cli.cache_cmd:download_weights",
+    "cache": "nst.cli.cache_cmd:cache",
     "precompute-style": "nst.cli.precompute_cmd:precompute_style",
 }
 

@@ -9,6 +9,7 @@ import click
 
 from nst.cli.options import CommaList
 from nst.export.onnx_graph import ExportConfig
+from nst.models import registry
 
 _DEFAULTS = ExportConfig()
 
@@ -29,10 +30,22 @@ _DEFAULTS = ExportConfig()
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def export_vgg(weights: Path, output: Path, layers: tuple[str, ...], pooling: str, grams: bool,
                swap_kernel_axes: bool, overwrite: bool) -> None:
-    """Convert MatConvNet VGG-16/19 WEIGHTS (.mat) into an ONNX feature extractor."""
+    """Convert MatConvNet VGG-16/19 WEIGHTS (.mat) into an ONNX feature extractor.
+
+    WEIGHTS may also name known weights (vgg19, vgg19-2015, vgg16): they are downloaded
+    into the cache first (see `nst download-weights`).
+    """
     from nst.export.save import export_vgg_file
 
     config = ExportConfig(layers=layers, pooling=pooling, grams=grams, swap_kernel_axes=swap_kernel_axes)
+    if not weights.exists() and registry.is_known(str(weights)):  # a registry name: download to the cache
+        from nst.cli.cache_cmd import download_bar, echo_step
+        from nst.fileio import check_writable
+        from nst.models.cache import ensure_weights
+
+        check_writable(output, overwrite)  # before a 500 MB download, not after
+        with download_bar(registry.get(str(weights)).file_name) as progress:
+            weights = ensure_weights(str(weights), progress=progress, notify=echo_step)
     start = time.perf_counter()
     info = export_vgg_file(weights, output, config, overwrite=overwrite)
     size_mb = output.stat().st_size / 1e6
