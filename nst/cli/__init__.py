@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "download-weights": "nst.cli.cache_cmd:download_weights",
     "cache": "nst.cli.cache_cmd:cache",
     "precompute-style": "nst.cli.precompute_cmd:precompute_style",
+    "stylize": "nst.cli.stylize_cmd:stylize_cmd",
 }
 
 

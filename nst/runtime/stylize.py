@@ -14,18 +14,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence, Union
 
-import torch
-import torch.nn.functional as F
-
 from nst.errors import ConfigError, TargetsError
 from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
 from nst.runtime.colors import COLOR_MODES, preserve_colors
-from nst.runtime.losses import content_loss, gram, normalized, style_layer_weights, style_loss, tv_loss
-from nst.runtime.mirror import VGGMirror
 
+# torch is imported inside the functions: the CLI reads StylizeConfig's defaults for
+# `nst --help`, which must stay light.
 if TYPE_CHECKING:
+    import torch
     from PIL.Image import Image
 
+    from nst.runtime.mirror import VGGMirror
     from nst.runtime.targets import StyleTargets
 
 ImageLike = Union[str, Path, "Image"]
@@ -129,7 +128,8 @@ class Best:
     image: torch.Tensor | None = None
 
 
-Objective = Callable[[torch.Tensor], tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]
+# objective(image) -> (total, (content, style, tv)), all scalar tensors.
+Objective = Callable[["torch.Tensor"], "tuple[torch.Tensor, tuple[torch.Tensor, ...]]"]
 
 
 def optimize(
@@ -184,6 +184,9 @@ def stylize(
     `model` is the ONNX extractor (path) or a loaded `VGGMirror`; `device` overrides
     `config.device`. Ctrl-C raises `StylizeInterrupted` carrying the best image so far.
     """
+    import torch
+    import torch.nn.functional as F
+
     start = time.perf_counter()
     dev = resolve_device(device if device is not None else config.device)
     mirror = load_model(model, config.pooling).to(dev)
@@ -279,6 +282,8 @@ def make_objective(
 ) -> Objective:
     """The total loss of an image as one fused forward pass (content and style layers
     together, stopping at the deepest one used). Call under no_grad: it computes targets."""
+    from nst.runtime.losses import content_loss, gram, style_layer_weights, style_loss, tv_loss
+
     content_weights = {
         name: config.content_weight * share
         for name, share in zip(CONTENT_LAYERS, (config.content_weight_blend, 1 - config.content_weight_blend))
@@ -314,6 +319,8 @@ def make_objective(
 def make_optimizer(image: torch.Tensor, config: StylizeConfig) -> torch.optim.Optimizer:
     """Adam with the reference's settings, or L-BFGS taking one function evaluation per step
     (no line search, no early stop), so that both report and cost the same per iteration."""
+    import torch
+
     if config.optimizer == "adam":
         return torch.optim.Adam([image], lr=config.learning_rate, betas=(config.beta1, config.beta2), eps=config.epsilon)
     return torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
@@ -330,6 +337,8 @@ def initial_image(
     N(0, 0.256^2) in mean-subtracted space blended with the start image as
     (start - mean) * (1 - noiseblend) + noise * noiseblend. The start image is `initial` if
     given, else the content; noiseblend defaults to 0 with an initial image and 1 without."""
+    import torch
+
     base = initial if initial is not None else content
     blend = noiseblend if noiseblend is not None else (0.0 if initial is not None else 1.0)
     noise = torch.randn(base.shape, generator=generator).to(base.device) * NOISE_STD  # CPU draw: same on any device
@@ -351,6 +360,8 @@ def stage_sizes(size: tuple[int, int], scales: int, min_size: int) -> list[tuple
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """auto -> cuda when available, else cpu; asking for cuda without one is an error."""
+    import torch
+
     name = str(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -367,6 +378,8 @@ def load_model(model: str | Path | VGGMirror | None, pooling: str | None = None)
 
     Pooling has no weights, so the same convolutions with the other pooling are exactly the
     extractor `nst export-vgg --pooling` would have written: switching is that export."""
+    from nst.runtime.mirror import VGGMirror
+
     if model is None:
         raise ConfigError("no model given; pass the ONNX extractor (-m MODEL.onnx, made by `nst export-vgg`)")
     mirror = model if isinstance(model, VGGMirror) else VGGMirror.from_onnx(model)
@@ -391,6 +404,8 @@ def stage_style_grams(
 
     They come from the onnxruntime extractor (one session, images of equal size batched),
     except when --pooling differs from the file's: only the mirror can switch pooling."""
+    import torch
+
     from nst.runtime.targets import style_grams, style_shape
 
     shapes = [style_shape(img.size, scale, width=w) for w in widths for img, scale in zip(styles, scales)]
@@ -408,6 +423,10 @@ def stage_style_grams(
 
 
 def _mirror_grams(model: VGGMirror, image: "Image", shape: tuple[int, int], device: torch.device):
+    import torch
+
+    from nst.runtime.losses import gram
+
     x = _tensor(_resized(image, (shape[1], shape[0])), device)  # (1, 3, h, w)
     with torch.no_grad(), _autocast(device):
         features = model(x, layers=STYLE_LAYERS)
@@ -421,6 +440,8 @@ def _file_pooling(model: VGGMirror) -> str:
 def _target_grams(targets: "StyleTargets", scales: tuple[float, ...], device: torch.device):
     """[style] -> {layer: (1, C, C)} from a targets file. It holds Grams at the size they were
     computed at, so every coarse-to-fine stage uses the same ones."""
+    import torch
+
     grams = []
     for index, scale in enumerate(scales):
         entry = next(e for e in targets.grams_for(index) if e.scale == scale)
@@ -446,6 +467,8 @@ def _style_blend(config: StylizeConfig, n_styles: int) -> tuple[float, ...]:
     weights = config.style_blend_weights or (1.0,) * n_styles
     if len(weights) != n_styles:
         raise ConfigError(f"--style-blend-weights has {len(weights)} values for {n_styles} style(s); give one per style")
+    from nst.runtime.losses import normalized
+
     return normalized(weights)
 
 
@@ -483,6 +506,8 @@ def _resized(image: "Image", size: tuple[int, int]) -> "Image":
 
 
 def _tensor(image: "Image", device: torch.device) -> torch.Tensor:
+    import torch
+
     from nst.runtime.images import to_array
 
     return torch.from_numpy(to_array(image)).to(device)  # (1, 3, H, W)
