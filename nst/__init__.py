@@ -1,0 +1,18 @@
+"""nst: neural style transfer (Gatys et al.) with an ONNX VGG extractor and a PyTorch loop.
+
+`nst.stylize(content, styles, config)` and `nst.StylizeConfig` load on first use, so that
+`import nst` stays light.
+"""
+
+from __future__ import annotations
+
+_LAZY = {"stylize": "nst.runtime.stylize", "StylizeConfig": "nst.runtime.stylize"}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nst' has no attribute {name!r}")
