@@ -131,6 +131,35 @@ def test_batched_equals_one_at_a_time_in_fewest_calls(extractor, tmp_path):
     assert error <= 1e-5
 
 
+def test_loading_overlaps_inference(extractor, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import nst.runtime.targets as targets_module
+
+    events: list[tuple[str, int, float]] = []
+    load = targets_module._load_style
+
+    def slow_load(path, *args):
+        events.append(("load", int(path.stem[1:]), time.perf_counter()))
+        assert threading.current_thread().name.startswith("nst-style")  # a worker, not the caller
+        return load(path, *args)
+
+    class SlowExtractor(CountingExtractor):
+        def run(self, batch, outputs=None):
+            events.append(("run start", len(self.calls), time.perf_counter()))
+            time.sleep(0.3)
+            result = super().run(batch, outputs)
+            events.append(("run end", len(self.calls) - 1, time.perf_counter()))
+            return result
+
+    monkeypatch.setattr(targets_module, "_load_style", slow_load)
+    paths = [_write_rgb(tmp_path / f"s{i}.png", 12, 12, seed=i) for i in range(3)]
+    compute_style_targets(None, paths, size=12, batch_size=1, extractor=SlowExtractor(extractor))
+    when = {(kind, i): t for kind, i, t in events}
+    assert when[("load", 2)] < when[("run end", 0)]  # image 2 was read while image 0 ran
+
+
 def test_targets_metadata_and_sources(extractor, tmp_path):
     import hashlib
 

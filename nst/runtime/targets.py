@@ -130,7 +130,7 @@ def style_shape(image_size: tuple[int, int], scale: float = 1.0, size: int | Non
     return max(1, round(h * factor)), max(1, round(w * factor))
 
 
-def _resized_array(img, shape: tuple[int, int]) -> np.ndarray:
+def resized_array(img, shape: tuple[int, int]) -> np.ndarray:
     """PIL RGB image -> float32 (1, 3, H, W) at `shape` (height, width), Lanczos."""
     from PIL import Image
 
@@ -164,10 +164,10 @@ def _batched(
     items: Iterable[tuple[int, np.ndarray]],
     layers: Sequence[str],
     batch_size: int,
-) -> Iterator[tuple[list[int], list[dict[str, np.ndarray]]]]:
+) -> Iterator[tuple[list[int], tuple[int, int], list[dict[str, np.ndarray]]]]:
     """Group (key, (1, 3, H, W) array) items by shape; run each group as soon as it holds
     `batch_size` images, and the partial groups at the end: the fewest extractor calls.
-    Yields (keys, Grams) per call. `items` may be produced lazily while a batch runs."""
+    Yields (keys, (H, W), Grams) per call. `items` may be produced lazily while a batch runs."""
     groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
     for key, array in items:
         group = groups.setdefault(array.shape, [])
@@ -181,7 +181,8 @@ def _batched(
 
 def _run_group(extractor: Extractor, group: list[tuple[int, np.ndarray]], layers: Sequence[str]):
     batch = np.concatenate([array for _, array in group])  # (N, 3, H, W)
-    return [key for key, _ in group], _grams_of(extractor, batch, layers)
+    shape = (int(batch.shape[2]), int(batch.shape[3]))
+    return [key for key, _ in group], shape, _grams_of(extractor, batch, layers)
 
 
 def style_grams(
@@ -201,8 +202,8 @@ def style_grams(
         raise ConfigError(f"{len(images)} images but {len(sizes)} sizes")
     layers = tuple(layers) if layers is not None else model_style_layers(extractor.info)
     result: list[dict[str, np.ndarray]] = [{} for _ in images]
-    items = ((i, _resized_array(img, shape)) for i, (img, shape) in enumerate(zip(images, sizes)))
-    for keys, grams in _batched(extractor, items, layers, batch_size):
+    items = ((i, resized_array(img, shape)) for i, (img, shape) in enumerate(zip(images, sizes)))
+    for keys, _, grams in _batched(extractor, items, layers, batch_size):
         for key, gram in zip(keys, grams):
             result[key] = gram
     return result
@@ -222,7 +223,7 @@ def _load_style(path: Path, scales: Sequence[float], size: int | None, width: in
 
     img = open_image(path)  # raises ImageError for a missing or broken file
     source = StyleSource(name=path.name, sha256=file_sha256(path))
-    return source, [_resized_array(img, style_shape(img.size, scale, size, width)) for scale in scales]
+    return source, [resized_array(img, style_shape(img.size, scale, size, width)) for scale in scales]
 
 
 def compute_style_targets(
@@ -291,8 +292,9 @@ def compute_style_targets(
     shapes: dict[int, tuple[int, int]] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nst-style") as pool:
         try:
-            for keys, results in _batched(extractor, _shapes_recorded(items(pool), shapes), layers, batch_size):
+            for keys, shape, results in _batched(extractor, items(pool), layers, batch_size):
                 grams.update(zip(keys, results))
+                shapes.update((key, shape) for key in keys)
                 if progress is not None:
                     progress(len(keys))
         finally:
@@ -314,12 +316,6 @@ def compute_style_targets(
         width=width,
         scales=scales,
     )
-
-
-def _shapes_recorded(items: Iterable[tuple[int, np.ndarray]], shapes: dict[int, tuple[int, int]]):
-    for key, array in items:
-        shapes[key] = (int(array.shape[2]), int(array.shape[3]))
-        yield key, array
 
 
 # ---------------------------------------------------------------------------- the file
