@@ -98,6 +98,18 @@ def test_provider_errors(vgg19_onnx):
             OrtExtractor(vgg19_onnx, provider="cuda")
 
 
+def test_model_that_onnxruntime_rejects(vgg19_onnx, tmp_path):
+    import onnx
+
+    from nst.errors import ModelError
+
+    model = onnx.load(str(vgg19_onnx))
+    next(node for node in model.graph.node if node.op_type == "Conv").input[1] = "no_such_tensor"
+    onnx.save(model, str(tmp_path / "broken.onnx"))
+    with pytest.raises(ModelError, match=r"^onnxruntime cannot open .*broken.onnx \(.*\); export it again with `nst export-vgg`$"):
+        OrtExtractor(tmp_path / "broken.onnx", provider="cpu")
+
+
 @pytest.mark.cuda
 def test_cuda_provider(vgg19_onnx):
     if cuda_unavailable_reason() is not None:

@@ -15,7 +15,9 @@ from nst.cli.options import CommaList
 class PrecomputeConfig:
     """Options of `nst precompute-style`; each field is one CLI option."""
 
-    size: int = 512  # the styles' long side in px at scale 1 (the reference's default image size)
+    # The styles' long side in px at scale 1. The reference sizes styles to the content's
+    # width, which is not known here; stylize can compute Grams at other sizes itself.
+    size: int = 512
     style_scales: tuple[float, ...] = (1.0,)
     batch_size: int = 8
     provider: str = "auto"
@@ -26,7 +28,8 @@ _DEFAULTS = PrecomputeConfig()
 
 
 @click.command("precompute-style")
-@click.argument("styles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("styles", metavar="STYLE...", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-m", "--model", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The ONNX extractor (from `nst export-vgg`).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,

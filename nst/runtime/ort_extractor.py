@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from nst.errors import ConfigError, LayerError
+from nst.errors import ConfigError, LayerError, ModelError
 from nst.runtime.model_info import ModelInfo, load_onnx, model_info
 
 PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -111,7 +111,11 @@ class OrtExtractor:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:  # onnxruntime's own Fail / InvalidGraph / RuntimeException
+            text = " ".join(str(exc).split())[:120]
+            raise ModelError(f"onnxruntime cannot open {self.path} ({text}); export it again with `nst export-vgg`") from None
         used = self.session.get_providers()
         if provider == "cuda" and _ORT_NAMES["cuda"] not in used:
             raise ConfigError(
