@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from nst.errors import ConfigError, ModelError, TargetsError
+from nst.errors import ConfigError, ImageError, ModelError, TargetsError
 from nst.fileio import atomic_path
 from nst.models.layers import STYLE_LAYERS
 
@@ -261,6 +261,10 @@ def compute_style_targets(
         raise ConfigError(f"style width must be at least 1 px, not {width}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, not {batch_size}")
+
+    missing = [p for p in style_paths if not p.is_file()]
+    if missing:  # before the model loads: fail early
+        raise ImageError(f"image not found: {missing[0]}")
 
     if extractor is None:
         extractor = OrtExtractor(model_path, provider=provider, threads=threads)
