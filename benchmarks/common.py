@@ -1,0 +1,78 @@
+"""Shared pieces of the benchmarks: a random-weight model, FLOP counts, peaks and memory.
+
+The benchmarks measure; they never assert. Every figure is printed beside the baseline it is
+compared with, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from nst.models.layers import DEFAULT_LAYERS, truncated_table
+
+CACHE = Path(os.environ.get("NST_BENCH_CACHE", Path(tempfile.gettempdir()) / "nst-bench"))
+
+
+def model_path(pooling: str = "max", layers: tuple[str, ...] = DEFAULT_LAYERS) -> Path:
+    """A VGG-19 extractor with seeded random weights (the real file cannot be had here),
+    built once and kept in $NST_BENCH_CACHE."""
+    from nst.export.onnx_graph import ExportConfig
+    from nst.export.save import export_vgg_file
+    from nst.models.synthetic import write_synthetic_mat
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    onnx_path = CACHE / f"vgg19-{pooling}-{len(layers)}.onnx"
+    if not onnx_path.exists():
+        mat = CACHE / "vgg19-seed0.mat"
+        if not mat.exists():
+            write_synthetic_mat(mat, "vgg19", "new", seed=0, fc="small")
+        export_vgg_file(mat, onnx_path, ExportConfig(layers=layers, pooling=pooling), overwrite=True)
+    return onnx_path
+
+
+def forward_gflop(height: int, width: int, layers=DEFAULT_LAYERS, arch: str = "vgg19") -> float:
+    """GFLOP of one forward pass through the truncated network (2 per multiply-add)."""
+    flops = 0
+    h, w = height, width
+    for layer in truncated_table(arch, layers):
+        if layer.kind == "conv":
+            flops += 2 * 9 * layer.in_channels * layer.out_channels * h * w
+        elif layer.kind == "pool":
+            h, w = (h + 1) // 2, (w + 1) // 2
+    return flops / 1e9
+
+
+def matmul_peak_gflops(n: int = 2048, repeat: int = 10) -> float:
+    """Measured float32 matmul GFLOP/s with torch's current threads: the machine's practical peak."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median(values) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def machine() -> str:
+    import platform
+
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
