@@ -2,8 +2,8 @@
 
     python benchmarks/multiscale.py [--size 512] [--iterations 60] [--optimizer lbfgs] [--scales 3]
 
-Single-scale runs --iterations at full size; multi-scale runs the same number of iterations
-split over --scales stages (from --min-size up). Reported: each one's time and final loss,
+Single-scale runs --iterations at full size; multi-scale runs --multi-iterations (default
+the same number) split evenly over --scales stages (from --min-size up). Reported: each one's time and final loss,
 and when multi-scale first reached the single-scale final loss. Losses compare at the full
 size only. Random-weight VGG-19 unless --model (see benchmarks/optimizers.py).
 """
@@ -25,6 +25,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--optimizer", default=None, help="default: StylizeConfig's")
+    parser.add_argument("--multi-iterations", type=int, default=None,
+                        help="iterations of the multi-scale run (default: --iterations); it is timed "
+                             "until it first reaches the single-scale final loss")
     parser.add_argument("--scales", type=int, default=3)
     parser.add_argument("--min-size", type=int, default=128)
     parser.add_argument("--model", type=Path)
@@ -36,9 +39,11 @@ def main() -> None:
     model = args.model or model_path()
     mirror = VGGMirror.from_onnx(model)
     run(mirror, 64, optimizer, 0.0)  # warm-up
-    print(f"# {machine()}; {optimizer}; {args.size} px; {args.iterations} iterations in all")
+    print(f"# {machine()}; {optimizer}; {args.size} px; {args.iterations} iterations single-scale, "
+          f"{args.multi_iterations or args.iterations} multi-scale")
     single = run(mirror, args.size, optimizer, float("inf"), iterations=args.iterations)
-    multi = run(mirror, args.size, optimizer, float("inf"), scales=args.scales, iterations=args.iterations,
+    multi = run(mirror, args.size, optimizer, float("inf"), scales=args.scales,
+                iterations=args.multi_iterations or args.iterations,
                 min_size=args.min_size)
     target = min(s.total for s in single)
     final = multi[-1].size

@@ -56,7 +56,7 @@ class StylizeConfig:
     initial_noiseblend: float | None = None  # share of noise in the start; None: 0 with --initial, else 1
     preserve_colors: Literal["luminance", "histogram"] | None = None
     pooling: Literal["max", "avg"] | None = None  # None: the model's own pooling
-    optimizer: Literal["adam", "lbfgs"] = "adam"  # measured: lower loss in the same time (README)
+    optimizer: Literal["adam", "lbfgs"] = "lbfgs"  # measured: lower loss in the same time (README)
     seed: int | None = None
     device: str = "auto"  # auto | cpu | cuda[:N]
     scales: int = 1  # coarse-to-fine stages; 0: as many octaves as fit above min_size
