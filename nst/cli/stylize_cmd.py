@@ -21,7 +21,12 @@ _D = StylizeConfig()  # the defaults, in one place
 @click.command("stylize")
 @click.argument("content", type=_PATH)
 @click.argument("styles", metavar="[STYLE]...", nargs=-1, type=_PATH)
-@click.option("-m", "--model", type=_PATH, help="The ONNX extractor (made by `nst export-vgg`).")
+@click.option("-m", "--model", type=_PATH,
+              help="The ONNX extractor (made by `nst export-vgg`).  [default: the cached model of --weights, "
+                   "downloaded and exported on first use]")
+@click.option("--weights", metavar="NAME|PATH",
+              help="Without -m: the weights to export the cached model from, a registry name "
+                   "(vgg19, vgg19-2015, vgg16) or a local .mat file.  [default: vgg19]")
 @click.option("-o", "--output", type=_PATH, required=True,
               help="The image to write; the format follows the extension (PNG, JPEG at quality 95, ...).")
 @click.option("--targets", type=_PATH, help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images.")
@@ -75,20 +80,23 @@ _D = StylizeConfig()  # the defaults, in one place
 @click.option("--plot", is_flag=True, help="Plot the losses to OUTPUT's name + .losses.png (needs nst[plot]).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT (and the log, plot and checkpoints) if they exist.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def stylize_cmd(content: Path, styles: tuple[Path, ...], model: Path | None, output: Path, targets: Path | None,
+def stylize_cmd(content: Path, styles: tuple[Path, ...], model: Path | None, weights: str | None, output: Path,
+                targets: Path | None,
                 checkpoint_output: str | None, print_iterations: int | None, log: bool, plot: bool,
                 overwrite: bool, quiet: bool, scales: int | None, min_size: int | None, seed: int | None,
                 **options) -> None:
     """Stylize CONTENT with the STYLE images (or --targets) and write OUTPUT.
 
     \b
+    nst stylize photo.jpg style.jpg -o out.png      (downloads VGG-19 once)
     nst stylize photo.jpg style.jpg -m vgg19-nst.onnx -o out.png
     nst stylize photo.jpg --targets style.targets -m vgg19-nst.onnx -o out.png
     """
     import secrets
 
     defaults = _D
-    model_path = resolve_model(model)
+    if model is not None and weights is not None:
+        raise ConfigError("give -m MODEL.onnx or --weights, not both")
     _hint_misplaced_numbers(styles)
     # No random seed given: draw one here, so that the PNG records what reproduces it.
     config = StylizeConfig(
@@ -106,14 +114,21 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], model: Path | None, out
         check_writable(path, overwrite)
     if plot:
         _require_matplotlib()
+    model_path = resolve_model(model, weights, config.pooling)
     _run(content, styles, model_path, targets, config, paths, overwrite, print_iterations, quiet)
 
 
-def resolve_model(model: Path | None) -> Path:
-    """The extractor to use. (A later version falls back to the cached default model here.)"""
-    if model is None:
-        raise ConfigError("no model given; pass -m MODEL.onnx (make one with `nst export-vgg WEIGHTS.mat -o MODEL.onnx`)")
-    return model
+def resolve_model(model: Path | None, weights: str | None = None, pooling: str | None = None) -> Path:
+    """The extractor to use: -m as given, else the cached model of --weights (default vgg19),
+    downloaded and exported on first use, with the pooling asked for."""
+    if model is not None:
+        return model
+    from nst.cli.cache_cmd import download_bar, echo_step
+    from nst.export.cached import cached_model
+    from nst.export.onnx_graph import ExportConfig
+
+    with download_bar("weights") as progress:
+        return cached_model(weights, ExportConfig(pooling=pooling or "max"), progress=progress, notify=echo_step)
 
 
 class _Paths:

@@ -385,8 +385,11 @@ def load_model(model: str | Path | VGGMirror | None, pooling: str | None = None)
     extractor `nst export-vgg --pooling` would have written: switching is that export."""
     from nst.runtime.mirror import VGGMirror
 
-    if model is None:
-        raise ConfigError("no model given; pass the ONNX extractor (-m MODEL.onnx, made by `nst export-vgg`)")
+    if model is None:  # the cached default model: downloaded and exported on first use
+        from nst.export.cached import cached_model
+        from nst.export.onnx_graph import ExportConfig
+
+        model = cached_model(None, ExportConfig(pooling=pooling or "max"))
     mirror = model if isinstance(model, VGGMirror) else VGGMirror.from_onnx(model)
     if pooling is not None and pooling != mirror.info.pooling:
         import copy
