@@ -76,3 +76,48 @@ def machine() -> str:
     import torch
 
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+CONTENT = Path(__file__).resolve().parent.parent / "examples" / "astronaut.jpg"
+STYLE = Path(__file__).resolve().parent.parent / "examples" / "hubble-deep-field.jpg"
+TIME_V = Path("/usr/bin/time")
+
+
+def nst_command() -> list[str]:
+    """The `nst` console script of this interpreter (not a pyenv shim, which adds its own start-up)."""
+    import shutil
+    import sys
+
+    script = Path(sys.executable).parent / "nst"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("nst")
+    return [found] if found else [sys.executable, "-c", "from nst.cli import main; main()"]
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Run `cmd`; return (wall seconds, its peak RSS in MiB). The RSS comes from
+    /usr/bin/time -v when present, else from RUSAGE_CHILDREN (the largest child so far: only
+    right while each run is at least as large as the ones before). Raises on failure."""
+    import subprocess
+
+    wrapped = [str(TIME_V), "-v", *cmd] if TIME_V.exists() else cmd
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(wrapped, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    if TIME_V.exists():
+        line = next(l for l in done.stderr.splitlines() if "Maximum resident set size" in l)
+        return seconds, int(line.rsplit(":", 1)[1]) / 1024
+    return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+
+def config_fields() -> set[str]:
+    """StylizeConfig's field names (options such as low_memory or compile may not exist yet)."""
+    from dataclasses import fields
+
+    from nst.runtime.stylize import StylizeConfig
+
+    return {f.name for f in fields(StylizeConfig)}
