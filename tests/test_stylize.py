@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import nst
-from nst.errors import ConfigError, ImageError, TargetsError
+from nst.errors import ConfigError, DownloadError, ImageError, TargetsError
 from nst.runtime.colors import rgb_to_ycbcr
 from nst.runtime.stylize import Step, StylizeConfig, StylizeInterrupted, stylize
 
@@ -156,14 +156,19 @@ def test_bad_config_values(options, message):
         StylizeConfig(**options)
 
 
-def test_input_errors(mirror, images, tmp_path):
+def test_input_errors(mirror, images, tmp_path, monkeypatch):
     with pytest.raises(ImageError, match="not found"):
         stylize(tmp_path / "missing.jpg", [images["style"]], StylizeConfig(iterations=1), model=mirror)
     with pytest.raises(ConfigError, match="one per style"):
         _run(mirror, images, styles=("style", "style2"), style_blend_weights=(1.0,))
     with pytest.raises(ConfigError, match="no style"):
         stylize(images["content"], [], StylizeConfig(iterations=1), model=mirror)
-    with pytest.raises(ConfigError, match="no model"):
+    # No model: the cached default is fetched; with no server, that fails cleanly.
+    from weights_server import closed_port_url
+
+    monkeypatch.setenv("NST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NST_WEIGHTS_URL", closed_port_url())
+    with pytest.raises(DownloadError, match="cannot download imagenet-vgg-verydeep-19.mat"):
         stylize(images["content"], [images["style"]], StylizeConfig(iterations=1))
 
 

@@ -135,7 +135,7 @@ Objective = Callable[["torch.Tensor"], "tuple[torch.Tensor, tuple[torch.Tensor, 
 def optimize(
     image: torch.Tensor,
     objective: Objective,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Any,
     iterations: int,
     callback: Callable[[Step], None] | None = None,
     best: Best | None = None,
@@ -231,6 +231,8 @@ def stylize(
         all_grams = [_target_grams(loaded_targets, scales, dev)] * len(sizes)
 
     image: torch.Tensor | None = None
+    optimizer = None
+    prev_w, prev_h = sizes[0]
     best = previous = Best()
     done = 0
     reached = [0]  # the last iteration reported, for the interrupt message
@@ -251,7 +253,8 @@ def stylize(
                 objective = make_objective(
                     mirror, content_x, all_grams[stage], blend, config,
                 )
-            optimizer = make_optimizer(image, config)
+            optimizer = make_optimizer(image, config, optimizer, pixel_ratio=(w * h) / (prev_w * prev_h))
+            prev_w, prev_h = w, h
             previous, best = best, Best()
 
             def report(step: Step, stage: int = stage, size: tuple[int, int] = (w, h)) -> None:
@@ -321,14 +324,20 @@ def make_objective(
     return objective
 
 
-def make_optimizer(image: torch.Tensor, config: StylizeConfig) -> torch.optim.Optimizer:
+def make_optimizer(image: torch.Tensor, config: StylizeConfig, previous=None, pixel_ratio: float = 1.0):
     """Adam with the reference's settings, or L-BFGS taking one function evaluation per step
-    (no line search, no early stop), so that both report and cost the same per iteration."""
-    import torch
+    (no line search, no early stop), so that both report and cost the same per iteration.
+
+    Coarse to fine, L-BFGS starts each stage from the previous stage's curvature estimate,
+    scaled by the ratio of pixel counts (the losses are means over pixels, so the inverse
+    Hessian grows with their number); without it each stage would restart with torch's
+    cautious first step of 1/|g|_1 and lose most of the coarse stage's head start."""
+    from nst.runtime.optim import LBFGS, Adam
 
     if config.optimizer == "adam":
-        return torch.optim.Adam([image], lr=config.learning_rate, betas=(config.beta1, config.beta2), eps=config.epsilon)
-    return torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
+        return Adam(image, lr=config.learning_rate, betas=(config.beta1, config.beta2), eps=config.epsilon)
+    h_diag = getattr(previous, "h_diag", None)
+    return LBFGS(image, lr=1.0, history_size=100, h_diag=h_diag * pixel_ratio if h_diag is not None else None)
 
 
 def initial_image(

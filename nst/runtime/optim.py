@@ -1,0 +1,109 @@
+"""Adam and L-BFGS for one image tensor: the two optimisers of the stylize loop.
+
+They follow torch.optim.Adam and torch.optim.LBFGS (max_iter=1, no line search) step for
+step (tests compare them), but are written here because `torch.optim.Optimizer.__init__`
+imports torch._dynamo (~0.9 s, a large share of the start-up), and because L-BFGS's first
+step can reuse a curvature estimate from a previous coarse-to-fine stage.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Closure = Callable[[], torch.Tensor]
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on one tensor, as torch.optim.Adam without weight decay."""
+
+    def __init__(self, param: torch.Tensor, lr: float = 10.0, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
+        self.steps = 0
+        self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.param.grad = None
+
+    @torch.no_grad()
+    def step(self, closure: Closure) -> torch.Tensor:
+        with torch.enable_grad():
+            loss = closure()
+        grad = self.param.grad
+        beta1, beta2 = self.betas
+        self.steps += 1
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias1 = 1 - beta1**self.steps
+        bias2_sqrt = (1 - beta2**self.steps) ** 0.5
+        denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bias1)
+        return loss
+
+
+class LBFGS:
+    """L-BFGS (Nocedal 1980) with one function evaluation per step and no line search, as
+    torch.optim.LBFGS(max_iter=1, tolerance_grad=-1, tolerance_change=-1) runs it.
+
+    `h_diag`, when given, is the initial inverse-Hessian scale: the first step is then
+    -h_diag * grad with step size `lr`, instead of torch's cautious min(1, 1/|g|_1) * lr.
+    `self.h_diag` holds the current estimate, for the next coarse-to-fine stage.
+    """
+
+    def __init__(self, param: torch.Tensor, lr: float = 1.0, history_size: int = 100, h_diag: float | None = None):
+        self.param, self.lr, self.history_size = param, lr, history_size
+        self.h_diag = h_diag
+        self._warm_start = h_diag is not None
+        self.steps = 0
+        self.dirs: list[torch.Tensor] = []  # y_k = g_{k+1} - g_k
+        self.stps: list[torch.Tensor] = []  # s_k = x_{k+1} - x_k
+        self.ro: list[float] = []  # 1 / (y_k . s_k)
+        self.prev_grad: torch.Tensor | None = None
+        self.prev_step: torch.Tensor | None = None  # t * d of the last update
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.param.grad = None
+
+    @torch.no_grad()
+    def step(self, closure: Closure) -> torch.Tensor:
+        with torch.enable_grad():
+            loss = closure()
+        grad = self.param.grad.reshape(-1)  # (P,)
+        self.steps += 1
+        if self.prev_grad is None:
+            direction = grad.neg() * (self.h_diag if self._warm_start else 1.0)
+            t = self.lr if self._warm_start else min(1.0, 1.0 / float(grad.abs().sum())) * self.lr
+        else:
+            y = grad - self.prev_grad
+            s = self.prev_step
+            ys = float(y.dot(s))
+            if ys > 1e-10:  # keep only pairs with positive curvature
+                if len(self.dirs) == self.history_size:
+                    self.dirs.pop(0), self.stps.pop(0), self.ro.pop(0)
+                self.dirs.append(y), self.stps.append(s), self.ro.append(1.0 / ys)
+                self.h_diag = ys / float(y.dot(y))
+            direction = self._two_loop(grad)
+            t = self.lr
+        if float(grad.dot(direction)) > 1.0:  # not a descent direction (torch: gtd > -tolerance_change)
+            return loss
+        self.prev_grad = grad.clone()
+        self.prev_step = direction.mul(t)
+        self.param.add_(self.prev_step.view_as(self.param))
+        return loss
+
+    def _two_loop(self, grad: torch.Tensor) -> torch.Tensor:
+        """H_k @ -grad by the two-loop recursion over the stored (s, y) pairs."""
+        q = grad.neg()
+        alphas = []
+        for s, y, ro in zip(reversed(self.stps), reversed(self.dirs), reversed(self.ro)):
+            alpha = float(s.dot(q)) * ro
+            q.add_(y, alpha=-alpha)
+            alphas.append(alpha)
+        r = q.mul_(self.h_diag if self.h_diag is not None else 1.0)
+        for s, y, ro, alpha in zip(self.stps, self.dirs, self.ro, reversed(alphas)):
+            beta = float(y.dot(r)) * ro
+            r.add_(s, alpha=alpha - beta)
+        return r
