@@ -9,10 +9,11 @@ Grams computed in the run; benchmarks/baseline.py for the baseline), its peak RS
 /usr/bin/time -v (else from getrusage(RUSAGE_CHILDREN), which is right only while the sizes
 increase). --low-memory is measured when `nst stylize --help` offers it.
 
-A short run does not hold L-BFGS's full history: torch's LBFGS keeps history_size (100) pairs of
-image-sized float32 vectors, 2 x 100 x 3 x H x W x 4 bytes, reached after 100 iterations. That
-term is computed, not measured, and added for the "long run" fit. The fit is
-RSS = a + b x pixels over the sizes measured; the largest side is sqrt((budget - headroom - a) / b).
+A short run does not hold L-BFGS's full history: nst's L-BFGS (nst/runtime/optim.py), like
+torch's, keeps history_size (100) pairs of image-sized float32 vectors, 2 x 100 x 3 x H x W x 4
+bytes, reached after 100 iterations. That term is computed, not measured, and added for the
+"long run" fit. The fit is RSS = a + b x pixels over the sizes measured; the largest side is
+sqrt((budget - headroom - a) / b).
 It measures and prints; it asserts nothing.
 """
 
