@@ -141,7 +141,7 @@ def nst_pieces(mirror, size: int, device, config):
 
     def forward(image):
         with autocast:
-            return mirror(image, layers=layers, checkpoint=checkpoint)
+            return mirror(image, layers=layers, **({"checkpoint": True} if checkpoint else {}))
 
     def loss(image, f):
         c = sum(w * content_loss(f[n].float(), targets[n]) for n, w in content_w.items())
