@@ -65,6 +65,14 @@ _D = StylizeConfig()  # the defaults, in one place
                                        "[default: a random one, recorded in the PNG]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
               help="auto: CUDA when available, else the CPU.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_D.precision,
+              show_default=True, help="Precision of the convolutions (Grams and losses stay float32); "
+                                      "auto: bf16 on CUDA, fp32 on the CPU.")
+@click.option("--low-memory", is_flag=True, default=_D.low_memory,
+              help="Recompute activations during backward (checkpointing): much less memory for "
+                   "large images, about a third more time per iteration.")
+@click.option("--compile", "compile", is_flag=True, default=_D.compile,
+              help="torch.compile the loss (the first iteration compiles; pays on long runs, mostly on CUDA).")
 @click.option("--scales", type=click.IntRange(min=0), default=None,
               help=f"Coarse-to-fine stages (0: one per octave above --min-size).  [default: {_D.scales}; 0 with --min-size]")
 @click.option("--min-size", type=click.IntRange(min=16), default=None,

@@ -62,6 +62,9 @@ class StylizeConfig:
     scales: int = 1  # coarse-to-fine stages; 0: as many octaves as fit above min_size
     min_size: int = 128  # long side of the coarsest stage
     checkpoint_iterations: int | None = None  # Step.image carries the best image every N iterations
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on CPU
+    low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
+    compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
 
     def __post_init__(self) -> None:
         def need(ok: bool, option: str, rule: str) -> None:
@@ -92,6 +95,7 @@ class StylizeConfig:
         need(self.min_size >= 16, "min_size", "must be at least 16 pixels")
         need(self.checkpoint_iterations is None or self.checkpoint_iterations >= 1, "checkpoint_iterations",
              "must be at least 1")
+        need(self.precision in ("auto", "fp32", "bf16", "fp16"), "precision", "must be auto, fp32, bf16 or fp16")
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,11 @@ def stylize(
     start = time.perf_counter()
     dev = resolve_device(device if device is not None else config.device)
     mirror = load_model(model, config.pooling).to(dev)
+    if dev.type == "cuda":
+        # Fixed shapes for the whole run: let cuDNN pick the fastest algorithms once; NHWC is
+        # the layout tensor cores want.
+        torch.backends.cudnn.benchmark = True
+        mirror = mirror.to(memory_format=torch.channels_last)
     content_img = _as_image(content)
     if config.width is not None:
         from nst.runtime.images import resize
@@ -290,6 +299,8 @@ def make_objective(
 ) -> Objective:
     """The total loss of an image as one fused forward pass (content and style layers
     together, stopping at the deepest one used). Call under no_grad: it computes targets."""
+    import torch
+
     from nst.runtime.losses import content_loss, gram, style_layer_weights, style_loss, tv_loss
 
     content_weights = {
@@ -300,14 +311,15 @@ def make_objective(
     layer_weights = style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp)
     style_layers = STYLE_LAYERS if config.style_weight > 0 and style_grams else ()
     layers = tuple(content_weights) + style_layers
-    autocast = _autocast(content.device)
-    with autocast:
-        content_targets = model(content, layers=tuple(content_weights)) if content_weights else {}
-    content_targets = {name: f.float() for name, f in content_targets.items()}
+    autocast = _autocast(content.device, config.precision)
+    # Targets in float32 whatever the precision of the loop: they are computed once.
+    content_targets = model(content, layers=tuple(content_weights)) if content_weights else {}
+    channels_last = content.device.type == "cuda"
 
     def objective(image: torch.Tensor):
+        x = image.contiguous(memory_format=torch.channels_last) if channels_last else image
         with autocast:
-            features = model(image, layers=layers) if layers else {}
+            features = model(x, layers=layers, checkpoint=config.low_memory) if layers else {}
         # Grams and losses in float32, whatever precision the convolutions ran in.
         c_loss = image.new_zeros(())
         for name, weight in content_weights.items():
@@ -321,6 +333,9 @@ def make_objective(
         t_loss = config.tv_weight * tv_loss(image)
         return c_loss + s_loss + t_loss, (c_loss.detach(), s_loss.detach(), t_loss.detach())
 
+    if config.compile:
+        # Fixed shapes within a stage; on CUDA "max-autotune" also captures CUDA graphs.
+        return torch.compile(objective, mode="max-autotune" if channels_last else None, dynamic=False)
     return objective
 
 
@@ -447,7 +462,7 @@ def _mirror_grams(model: VGGMirror, image: "Image", shape: tuple[int, int], devi
     from nst.runtime.losses import gram
 
     x = _tensor(_resized(image, (shape[1], shape[0])), device)  # (1, 3, h, w)
-    with torch.no_grad(), _autocast(device):
+    with torch.no_grad():
         features = model(x, layers=STYLE_LAYERS)
     return {name: gram(features[name].float()) for name in STYLE_LAYERS}  # (1, C, C) each
 
@@ -532,7 +547,14 @@ def _tensor(image: "Image", device: torch.device) -> torch.Tensor:
     return torch.from_numpy(to_array(image)).to(device)  # (1, 3, H, W)
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Where the CUDA fast path (issue 6) switches the convolutions to bf16/fp16 autocast;
-    Grams and losses are computed in float32 regardless. Off for now: full float32."""
-    return contextlib.nullcontext()
+def _autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """The convolutions' precision: autocast to bf16/fp16, or float32. "auto" is bf16 on CUDA
+    (tensor cores; bf16's range needs no loss scaling) and float32 on the CPU. Grams and
+    losses are computed in float32 regardless (make_objective casts the features)."""
+    import torch
+
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
