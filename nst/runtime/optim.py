@@ -15,7 +15,26 @@ import torch
 Closure = Callable[[], torch.Tensor]
 
 
-class Adam:
+class _ImageOptimizer:
+    """The torch.optim interface the loop uses: zero_grad() and step(closure) -> loss."""
+
+    param: torch.Tensor
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.param.grad = None
+
+    @torch.no_grad()
+    def step(self, closure: Closure) -> torch.Tensor:
+        with torch.enable_grad():
+            loss = closure()  # fills self.param.grad
+        self.update(self.param.grad)
+        return loss
+
+    def update(self, grad: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class Adam(_ImageOptimizer):
     """Adam (Kingma & Ba 2015) on one tensor, as torch.optim.Adam without weight decay."""
 
     def __init__(self, param: torch.Tensor, lr: float = 10.0, betas: tuple[float, float] = (0.9, 0.999),
@@ -25,14 +44,7 @@ class Adam:
         self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
         self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.param.grad = None
-
-    @torch.no_grad()
-    def step(self, closure: Closure) -> torch.Tensor:
-        with torch.enable_grad():
-            loss = closure()
-        grad = self.param.grad
+    def update(self, grad: torch.Tensor) -> None:
         beta1, beta2 = self.betas
         self.steps += 1
         self.exp_avg.lerp_(grad, 1 - beta1)
@@ -41,10 +53,9 @@ class Adam:
         bias2_sqrt = (1 - beta2**self.steps) ** 0.5
         denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
         self.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bias1)
-        return loss
 
 
-class LBFGS:
+class LBFGS(_ImageOptimizer):
     """L-BFGS (Nocedal 1980) with one function evaluation per step and no line search, as
     torch.optim.LBFGS(max_iter=1, tolerance_grad=-1, tolerance_change=-1) runs it.
 
@@ -64,14 +75,8 @@ class LBFGS:
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None  # t * d of the last update
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.param.grad = None
-
-    @torch.no_grad()
-    def step(self, closure: Closure) -> torch.Tensor:
-        with torch.enable_grad():
-            loss = closure()
-        grad = self.param.grad.reshape(-1)  # (P,)
+    def update(self, grad: torch.Tensor) -> None:
+        grad = grad.reshape(-1)  # (P,)
         self.steps += 1
         if self.prev_grad is None:
             direction = grad.neg() * (self.h_diag if self._warm_start else 1.0)
@@ -88,11 +93,10 @@ class LBFGS:
             direction = self._two_loop(grad)
             t = self.lr
         if float(grad.dot(direction)) > 1.0:  # not a descent direction (torch: gtd > -tolerance_change)
-            return loss
+            return
         self.prev_grad = grad.clone()
         self.prev_step = direction.mul(t)
         self.param.add_(self.prev_step.view_as(self.param))
-        return loss
 
     def _two_loop(self, grad: torch.Tensor) -> torch.Tensor:
         """H_k @ -grad by the two-loop recursion over the stored (s, y) pairs."""
