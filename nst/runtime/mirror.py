@@ -30,7 +30,7 @@ class VGGMirror(nn.Module):
         super().__init__()
         self.info = info
         self.table: tuple[Layer, ...] = truncated_table(info.architecture, info.layers)
-        self.register_buffer("mean_pixel", tensors["mean_pixel"].reshape(1, 3, 1, 1).clone())
+        self.register_buffer("mean_pixel", tensors["mean_pixel"].reshape(1, 3, 1, 1))
         for layer in self.table:
             if layer.kind != "conv":
                 continue
@@ -44,7 +44,7 @@ class VGGMirror(nn.Module):
                     raise ModelError(
                         f"{info.path}: {key} has shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}"
                     )
-                param.data = tensors[key].clone()
+                param.data = tensors[key]  # owned by the mirror from here (from_onnx copies once)
             conv.requires_grad_(False)
             self.add_module(layer.name, conv)
         # Blocks end at each pool: the units of activation checkpointing.
@@ -60,7 +60,14 @@ class VGGMirror(nn.Module):
 
         model = load_onnx(path)
         info = model_info(model, path)
-        tensors = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+        # One copy out of the protobuf per tensor, then the protobuf goes: peak memory is
+        # the weights twice, not four times.
+        tensors = {}
+        for t in model.graph.initializer:
+            if t.name.startswith("gram."):  # the graph's own constants, not weights
+                continue
+            tensors[t.name] = torch.from_numpy(numpy_helper.to_array(t).copy())
+        del model
         return cls(info, tensors).eval()
 
     @property
