@@ -95,7 +95,8 @@ class OrtExtractor:
     (N, C, C), normalized as `nst.runtime.losses.gram`.
     """
 
-    def __init__(self, model_path: str | Path, provider: str = "auto", threads: int | None = None):
+    def __init__(self, model_path: str | Path, provider: str = "auto", threads: int | None = None,
+                 arena: bool = True):
         import onnxruntime as ort
 
         providers = resolve_providers(provider)
@@ -111,6 +112,10 @@ class OrtExtractor:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        # The CPU arena reuses buffers across runs (precompute: 15% faster at 512 px) but keeps
+        # them reserved until the session dies; stylize turns it off so that its PyTorch loop
+        # does not pay for both (measured: 250 MiB lower peak RSS at 512 px).
+        options.enable_cpu_mem_arena = arena
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime's own Fail / InvalidGraph / RuntimeException
