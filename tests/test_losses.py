@@ -46,7 +46,7 @@ def test_layer_and_blend_weights():
 class _FakeModel:
     """Features that are simple functions of the image, so the objective can be checked by hand."""
 
-    def __call__(self, image, layers):
+    def __call__(self, image, layers, checkpoint=False):
         return {name: image * (i + 1) for i, name in enumerate(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1",
                                                                  "relu4_2", "relu5_2")) if name in layers}
 
