@@ -43,7 +43,8 @@ def cached_model(
     Raises DownloadError, WeightsError, LayerError, ConfigError.
     """
     source = resolve_weights(weights, progress, notify)
-    model = cached_model_path(weights_sha256(source), config)
+    digest = weights_sha256(source)
+    model = cached_model_path(digest, config)
     if model.is_file():
         if notify:
             notify(f"using cached model {model}")
@@ -54,7 +55,7 @@ def cached_model(
     if notify:
         notify(f"exporting {source} to {model} (once; later runs reuse it)")
     model.parent.mkdir(parents=True, exist_ok=True)
-    info = export_vgg_file(source, model, config, overwrite=True)
+    info = export_vgg_file(source, model, config, overwrite=True, weights_sha256=digest)
     note = {
         "weights": str(source),
         "weights_sha256": info.source_sha256,

@@ -131,11 +131,13 @@ def _conv_weights(record: np.void, name: str, in_ch: int, out_ch: int, order: tu
     return kernel, np.ascontiguousarray(bias.reshape(-1), dtype=np.float32)
 
 
-def read_matconvnet(path: str | Path, swap_kernel_axes: bool = False) -> VGGWeights:
+def read_matconvnet(path: str | Path, swap_kernel_axes: bool = False, sha256: str | None = None) -> VGGWeights:
     """Read a MatConvNet VGG-16/19 `.mat` file into `VGGWeights` (fc and softmax skipped).
 
     `swap_kernel_axes=True` reproduces anishathalye/neural-style, which swaps the kernels'
     two spatial axes; the default keeps MatConvNet's (H, W) order (see MATFORMAT.md).
+    `sha256`: the file's hash when the caller already knows it (the cache does), to save
+    reading 510 MB again.
     """
     path = Path(path)
     data = _load(path)
@@ -152,6 +154,6 @@ def read_matconvnet(path: str | Path, swap_kernel_axes: bool = False) -> VGGWeig
         architecture=arch,
         convs=convs,
         mean_pixel=_mean_pixel(data, path),
-        source_sha256=sha256_file(path),
+        source_sha256=sha256 or sha256_file(path),
         kernel_axes="wh" if swap_kernel_axes else "hw",
     )
