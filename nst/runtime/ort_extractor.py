@@ -96,12 +96,13 @@ class OrtExtractor:
     """
 
     def __init__(self, model_path: str | Path, provider: str = "auto", threads: int | None = None,
-                 arena: bool = True):
+                 arena: bool = True, info: ModelInfo | None = None):
         import onnxruntime as ort
 
         providers = resolve_providers(provider)
         self.path = Path(model_path)
-        self.info: ModelInfo = model_info(load_onnx(self.path), self.path)
+        # `info`: the file's metadata when the caller has parsed it already (stylize's mirror).
+        self.info: ModelInfo = info if info is not None else model_info(load_onnx(self.path), self.path)
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1, not {threads}")
         self.threads = threads or physical_cores()

@@ -447,7 +447,8 @@ def stage_style_grams(
 
         # "auto": onnxruntime's CUDA provider when it can start, else its CPU one (the Grams
         # are computed once; a missing CUDA provider must not stop a CUDA run).
-        extractor = OrtExtractor(model.info.path, provider="auto" if device.type == "cuda" else "cpu", arena=False)
+        extractor = OrtExtractor(model.info.path, provider="auto" if device.type == "cuda" else "cpu", arena=False,
+                                 info=model.info)  # this branch: the file's own pooling
         flat = style_grams(extractor, images, shapes, layers=STYLE_LAYERS)
         grams = [{name: torch.from_numpy(g[name]).to(device)[None] for name in STYLE_LAYERS} for g in flat]
     else:
