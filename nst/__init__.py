@@ -1,12 +1,22 @@
 """nst: neural style transfer (Gatys et al.) with an ONNX VGG extractor and a PyTorch loop.
 
-`nst.stylize(content, styles, config)` and `nst.StylizeConfig` load on first use, so that
-`import nst` stays light.
+`nst.stylize(content, styles, config=...)`, the `nst.Stylizer` session and the configs load
+on first use, so that `import nst` stays light.
 """
 
 from __future__ import annotations
 
-_LAZY = {"stylize": "nst.runtime.stylize", "StylizeConfig": "nst.runtime.stylize"}
+_LAZY = {
+    "stylize": "nst.runtime.stylize",
+    "Stylizer": "nst.runtime.stylize",
+    "StylizeInterrupted": "nst.runtime.run",
+    "StylizeConfig": "nst.runtime.config",
+    "PrecomputeConfig": "nst.runtime.config",
+    "Step": "nst.runtime.config",
+    "compute_style_targets": "nst.runtime.grams",
+    "load_targets": "nst.runtime.targets",
+    "save_targets": "nst.runtime.targets",
+}
 __all__ = sorted(_LAZY)
 
 

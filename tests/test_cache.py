@@ -52,7 +52,7 @@ def test_first_run_downloads_and_exports_second_run_does_nothing(fixture_weights
     assert steps[0].startswith(f"downloading vgg19 weights ({FILE}) from {fixture_weights.server.url}/{FILE}")
     assert steps[1].startswith("exporting ")
     note = json.loads(model.with_suffix(".json").read_text())
-    assert note["weights_sha256"] == fixture_weights.sha256 and note["architecture"] == "vgg19"
+    assert note["source_sha256"] == fixture_weights.sha256 and note["architecture"] == "vgg19"
     assert not list((fixture_weights.home / "models").glob(".*"))  # no temporaries left
 
     # Second run: no request, no export, no hashing of the weights, the model untouched.

@@ -13,14 +13,15 @@ import pytest
 
 from nst.errors import OutputError, TargetsError
 from nst.models.layers import STYLE_LAYERS
-from nst.runtime.model_info import load_onnx, model_info
+from nst.contract import read_model_info
+from nst.runtime.config import PrecomputeConfig
+from nst.runtime.grams import compute_style_targets
 from nst.runtime.targets import (
     FORMAT_VERSION,
     MAGIC,
     StyleEntry,
     StyleSource,
     StyleTargets,
-    compute_style_targets,
     load_targets,
     save_targets,
 )
@@ -71,12 +72,12 @@ def test_computed_targets_round_trip(tmp_path, vgg19_onnx):
     rng = np.random.default_rng(3)
     style = tmp_path / "s.png"
     Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(style)
-    targets = compute_style_targets(vgg19_onnx, [style], size=40, scales=(1.0, 0.8))
+    targets = compute_style_targets(vgg19_onnx, [style], config=PrecomputeConfig(size=40, style_scales=(1.0, 0.8)))
     loaded = load_targets(save_targets(targets, tmp_path / "s.targets"))
     _assert_same(targets, loaded)
     assert loaded.sources[0].name == "s.png"
     assert [e.size for e in loaded.entries] == [(24, 40), (19, 32)]
-    loaded.check_model(model_info(load_onnx(vgg19_onnx), vgg19_onnx))
+    loaded.check_model(read_model_info(vgg19_onnx))
 
 
 def test_save_refuses_to_overwrite_and_is_atomic(tmp_path, monkeypatch):
@@ -251,11 +252,11 @@ def computed(vgg19_onnx, tmp_path_factory):
 
     style = tmp_path_factory.mktemp("style") / "style.png"
     Image.fromarray(np.random.default_rng(5).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(style)
-    return compute_style_targets(vgg19_onnx, [style], size=20)
+    return compute_style_targets(vgg19_onnx, [style], config=PrecomputeConfig(size=20))
 
 
 def _info(path):
-    return model_info(load_onnx(path), path)
+    return read_model_info(path)
 
 
 def test_check_model_accepts_the_same_model(computed, vgg19_onnx):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from nst.cli.options import CommaList
+from nst.cli.options import CommaList, choice
 from nst.export.onnx_graph import ExportConfig
 from nst.models import registry
+from nst.models.layers import Pooling
 
 _DEFAULTS = ExportConfig()
 
@@ -20,7 +21,7 @@ _DEFAULTS = ExportConfig()
               help="The ONNX file to write.")
 @click.option("--layers", type=CommaList(), default=",".join(_DEFAULTS.layers), show_default=True,
               help="Layers to output (comma-separated); the graph ends after the deepest.")
-@click.option("--pooling", type=click.Choice(["max", "avg"]), default=_DEFAULTS.pooling, show_default=True,
+@click.option("--pooling", type=choice(Pooling), default=_DEFAULTS.pooling, show_default=True,
               help="Pooling between blocks.")
 @click.option("--grams/--no-grams", default=_DEFAULTS.grams, show_default=True,
               help="Also output gram_<layer> for the style layers relu1_1 ... relu5_1.")

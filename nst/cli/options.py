@@ -1,23 +1,70 @@
-"""Option types shared by the commands."""
+"""Option types shared by the commands, built from the library's choices and range rules."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+
+from nst.runtime.config import RULES, Rule, choices
 
 
 class CommaList(click.ParamType):
-    """A comma-separated list (`relu4_2,relu5_2`); repeated options are joined."""
+    """A comma-separated list (`relu4_2,relu5_2`); repeated options are joined. With a
+    `rule`, every item must satisfy it."""
 
     name = "LIST"
 
-    def __init__(self, item_type: type = str):
+    def __init__(self, item_type: type = str, rule: Rule | None = None):
         self.item_type = item_type
+        self.rule = rule
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
             return value
         items = [v.strip() for v in str(value).split(",") if v.strip()]
         try:
-            return tuple(self.item_type(v) for v in items)
+            converted = tuple(self.item_type(v) for v in items)
         except ValueError:
             self.fail(f"{value!r} is not a comma-separated list of {self.item_type.__name__}", param, ctx)
+        if self.rule is not None and not all(self.rule.accepts(v) for v in converted):
+            self.fail(f"each value {self.rule.describe()}, got {value!r}", param, ctx)
+        return converted
+
+
+class Ranged(click.ParamType):
+    """An int or a finite float within a config field's rule (nst.runtime.config.RULES)."""
+
+    def __init__(self, number: type, rule: Rule):
+        self.number, self.rule = number, rule
+        self.name = "integer" if number is int else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, self.number) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = self.number(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not {'an integer' if self.number is int else 'a number'}", param, ctx)
+        if not self.rule.accepts(number):
+            self.fail(f"{self.rule.describe()}, got {value!r}", param, ctx)
+        return number
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.name.upper()
+
+
+def ranged(field: str, number: type = float) -> Ranged:
+    """The click type of numeric config field `field`, from its rule."""
+    return Ranged(number, RULES[field])
+
+
+def comma_list(field: str) -> CommaList:
+    """The click type of a tuple-of-floats config field, each item within its rule."""
+    return CommaList(float, RULES[field])
+
+
+def choice(alias: Any) -> click.Choice:
+    """click.Choice of a Literal alias of nst.runtime.config."""
+    return click.Choice(list(choices(alias)))

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from nst.cli.options import CommaList
-
-
-@dataclass(frozen=True)
-class PrecomputeConfig:
-    """Options of `nst precompute-style`; each field is one CLI option."""
-
-    # The styles' long side in px at scale 1. The reference sizes styles to the content's
-    # width, which is not known here; stylize can compute Grams at other sizes itself.
-    size: int = 512
-    style_scales: tuple[float, ...] = (1.0,)
-    batch_size: int = 8
-    provider: str = "auto"
-    overwrite: bool = False
-
+from nst.cli.options import choice, comma_list, ranged
+from nst.runtime.config import PrecomputeConfig, Provider
 
 _DEFAULTS = PrecomputeConfig()
 
@@ -34,35 +20,32 @@ _DEFAULTS = PrecomputeConfig()
               help="The ONNX extractor (from `nst export-vgg`).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The style-targets file to write.")
-@click.option("--size", type=click.IntRange(min=1), default=_DEFAULTS.size, show_default=True,
+@click.option("--size", type=ranged("size", int), default=_DEFAULTS.size, show_default=True,
               help="Each style image's long side in px (times each scale).")
-@click.option("--style-scales", type=CommaList(float), default=",".join(map(str, _DEFAULTS.style_scales)),
+@click.option("--style-scales", type=comma_list("style_scales"), default=",".join(map(str, _DEFAULTS.style_scales)),
               show_default=True, help="Scale factors (comma-separated); one set of Grams per style and scale.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULTS.batch_size, show_default=True,
+@click.option("--batch-size", type=ranged("batch_size", int), default=_DEFAULTS.batch_size, show_default=True,
               help="Images of equal size run through the network together, up to this many.")
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default=_DEFAULTS.provider,
+@click.option("--provider", type=choice(Provider), default=_DEFAULTS.provider,
               show_default=True, help="onnxruntime execution provider; auto: CUDA when usable, else CPU.")
-@click.option("--overwrite", is_flag=True, default=_DEFAULTS.overwrite, help="Replace OUTPUT if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def precompute_style(styles: tuple[Path, ...], model: Path, output: Path, size: int,
                      style_scales: tuple[float, ...], batch_size: int, provider: str, overwrite: bool) -> None:
     """Compute the Gram matrices of STYLE images once, for later `nst stylize` runs."""
     from tqdm import tqdm
 
     from nst.fileio import check_writable
-    from nst.runtime.targets import compute_style_targets, save_targets
+    from nst.runtime.grams import compute_style_targets
+    from nst.runtime.targets import save_targets
 
-    config = PrecomputeConfig(size=size, style_scales=style_scales, batch_size=batch_size,
-                              provider=provider, overwrite=overwrite)
-    check_writable(output, config.overwrite)  # before the slow part
+    config = PrecomputeConfig(size=size, style_scales=style_scales, batch_size=batch_size, provider=provider)
+    check_writable(output, overwrite)  # before the slow part
     start = time.perf_counter()
     total = len(styles) * len(config.style_scales)
     with tqdm(total=total, unit="image", desc="style Grams", leave=False, file=click.get_text_stream("stderr"),
               disable=None) as bar:
-        targets = compute_style_targets(
-            model, styles, size=config.size, scales=config.style_scales, batch_size=config.batch_size,
-            provider=config.provider, progress=bar.update,
-        )
-    save_targets(targets, output, overwrite=config.overwrite)
+        targets = compute_style_targets(model, styles, config=config, progress=bar.update)
+    save_targets(targets, output, overwrite=overwrite)
     size_mb = output.stat().st_size / 1e6
     scales = ",".join(f"{s:g}" for s in config.style_scales)
     click.echo(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from nst.cli.options import CommaList
+from nst.cli.options import choice, comma_list, ranged
 from nst.errors import ConfigError
-from nst.runtime.stylize import StylizeConfig  # light: torch loads only when stylize() runs
+from nst.runtime.config import ColorMode, Optimizer, Pooling, Precision, StylizeConfig
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 _D = StylizeConfig()  # the defaults, in one place
@@ -30,42 +30,42 @@ _D = StylizeConfig()  # the defaults, in one place
 @click.option("-o", "--output", type=_PATH, required=True,
               help="The image to write; the format follows the extension (PNG, JPEG at quality 95, ...).")
 @click.option("--targets", type=_PATH, help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images.")
-@click.option("--iterations", type=click.IntRange(min=1), default=_D.iterations, show_default=True,
+@click.option("--iterations", type=ranged("iterations", int), default=_D.iterations, show_default=True,
               help="Optimiser iterations in all (split evenly over --scales stages).")
-@click.option("--width", type=click.IntRange(min=16), help="Resize the content to this width (keeps the aspect).")
-@click.option("--style-scales", type=CommaList(float), metavar="S[,S...]",
+@click.option("--width", type=ranged("width", int), help="Resize the content to this width (keeps the aspect).")
+@click.option("--style-scales", type=comma_list("style_scales"), metavar="S[,S...]",
               help="Style size: style width = scale x content width; one value, or one per style.  [default: 1]")
-@click.option("--content-weight", type=float, default=_D.content_weight, show_default=True)
-@click.option("--content-weight-blend", type=click.FloatRange(0, 1), default=_D.content_weight_blend, show_default=True,
+@click.option("--content-weight", type=ranged("content_weight"), default=_D.content_weight, show_default=True)
+@click.option("--content-weight-blend", type=ranged("content_weight_blend"), default=_D.content_weight_blend, show_default=True,
               help="Share of the content weight on relu4_2; the rest goes to relu5_2.")
-@click.option("--style-weight", type=float, default=_D.style_weight, show_default=True)
-@click.option("--style-layer-weight-exp", type=float, default=_D.style_layer_weight_exp, show_default=True,
+@click.option("--style-weight", type=ranged("style_weight"), default=_D.style_weight, show_default=True)
+@click.option("--style-layer-weight-exp", type=ranged("style_layer_weight_exp"), default=_D.style_layer_weight_exp, show_default=True,
               help="Style layer l (relu1_1 = 0 ... relu5_1 = 4) weighs EXP^l; weights sum to 1.")
-@click.option("--style-blend-weights", type=CommaList(float), metavar="W[,W...]",
+@click.option("--style-blend-weights", type=comma_list("style_blend_weights"), metavar="W[,W...]",
               help="One weight per style (comma-separated), normalised to sum to 1.  [default: equal]")
-@click.option("--tv-weight", type=float, default=_D.tv_weight, show_default=True, help="Total-variation (smoothness) weight.")
-@click.option("--learning-rate", type=float, default=_D.learning_rate, show_default=True, help="Adam's step size.")
-@click.option("--beta1", type=float, default=_D.beta1, show_default=True, help="Adam's beta1.")
-@click.option("--beta2", type=float, default=_D.beta2, show_default=True, help="Adam's beta2.")
-@click.option("--epsilon", type=float, default=_D.epsilon, show_default=True, help="Adam's epsilon.")
+@click.option("--tv-weight", type=ranged("tv_weight"), default=_D.tv_weight, show_default=True, help="Total-variation (smoothness) weight.")
+@click.option("--learning-rate", type=ranged("learning_rate"), default=_D.learning_rate, show_default=True, help="Adam's step size.")
+@click.option("--beta1", type=ranged("beta1"), default=_D.beta1, show_default=True, help="Adam's beta1.")
+@click.option("--beta2", type=ranged("beta2"), default=_D.beta2, show_default=True, help="Adam's beta2.")
+@click.option("--epsilon", type=ranged("epsilon"), default=_D.epsilon, show_default=True, help="Adam's epsilon.")
 @click.option("--initial", type=_PATH, help="Start from this image (resized to the content) instead of noise.")
-@click.option("--initial-noiseblend", type=click.FloatRange(0, 1),
+@click.option("--initial-noiseblend", type=ranged("initial_noiseblend"),
               help="Share of noise blended into the start image (--initial, else the content).  "
                    "[default: 0 with --initial, else 1]")
-@click.option("--preserve-colors", type=click.Choice(["luminance", "histogram"]), is_flag=False,
+@click.option("--preserve-colors", type=choice(ColorMode), is_flag=False,
               flag_value="luminance", default=None,
               help="Keep the content's colours: 'luminance' (alone: the reference's luma transfer) "
                    "or 'histogram' (match the colour statistics).")
-@click.option("--pooling", type=click.Choice(["max", "avg"]),
+@click.option("--pooling", type=choice(Pooling),
               help="Pooling between blocks; if the model was exported with the other kind, its "
                    "convolutions are reused with this pooling.  [default: the model's]")
-@click.option("--optimizer", type=click.Choice(["adam", "lbfgs"]), default=_D.optimizer, show_default=True,
+@click.option("--optimizer", type=choice(Optimizer), default=_D.optimizer, show_default=True,
               help="Optimiser (the default reached a lower loss in the same time; see the README).")
-@click.option("--seed", type=int, help="Random seed; the same seed reproduces the output bit for bit on the CPU.  "
+@click.option("--seed", type=ranged("seed", int), help="Random seed; the same seed reproduces the output bit for bit on the CPU.  "
                                        "[default: a random one, recorded in the PNG]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
               help="auto: CUDA when available, else the CPU.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_D.precision,
+@click.option("--precision", type=choice(Precision), default=_D.precision,
               show_default=True, help="Precision of the convolutions (Grams and losses stay float32); "
                                       "auto: bf16 on CUDA, fp32 on the CPU.")
 @click.option("--low-memory", is_flag=True, default=_D.low_memory,
@@ -73,11 +73,11 @@ _D = StylizeConfig()  # the defaults, in one place
                    "large images, about a third more time per iteration.")
 @click.option("--compile", "compile", is_flag=True, default=_D.compile,
               help="torch.compile the loss (the first iteration compiles; pays on long runs, mostly on CUDA).")
-@click.option("--scales", type=click.IntRange(min=0), default=None,
+@click.option("--scales", type=ranged("scales", int), default=None,
               help=f"Coarse-to-fine stages (0: one per octave above --min-size).  [default: {_D.scales}; 0 with --min-size]")
-@click.option("--min-size", type=click.IntRange(min=16), default=None,
+@click.option("--min-size", type=ranged("min_size", int), default=None,
               help=f"Long side of the coarsest stage.  [default: {_D.min_size}]")
-@click.option("--checkpoint-iterations", type=click.IntRange(min=1),
+@click.option("--checkpoint-iterations", type=ranged("checkpoint_iterations", int),
               help="Write the best image so far every N iterations.")
 @click.option("--checkpoint-output", metavar="TEMPLATE",
               help="Checkpoint file names, with the iteration as %s or {} (e.g. 'out_%s.png').  "
@@ -122,21 +122,17 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], model: Path | None, wei
         check_writable(path, overwrite)
     if plot:
         _require_matplotlib()
-    model_path = resolve_model(model, weights, config.pooling)
+    model_path = _resolve_model(model, weights, config.pooling)
     _run(content, styles, model_path, targets, config, paths, overwrite, print_iterations, quiet)
 
 
-def resolve_model(model: Path | None, weights: str | None = None, pooling: str | None = None) -> Path:
-    """The extractor to use: -m as given, else the cached model of --weights (default vgg19),
-    downloaded and exported on first use, with the pooling asked for."""
-    if model is not None:
-        return model
+def _resolve_model(model: Path | None, weights: str | None, pooling: str | None) -> Path:
+    """-m as given, else the cached model of --weights, with a download bar and notes."""
     from nst.cli.cache_cmd import download_bar, echo_step
-    from nst.export.cached import cached_model
-    from nst.export.onnx_graph import ExportConfig
+    from nst.export.cached import resolve_model
 
     with download_bar("weights") as progress:
-        return cached_model(weights, ExportConfig(pooling=pooling or "max"), progress=progress, notify=echo_step)
+        return resolve_model(model, weights=weights, pooling=pooling, progress=progress, notify=echo_step)
 
 
 class _Paths:
@@ -217,7 +213,7 @@ def _run(content, styles, model_path, targets, config, paths: _Paths, overwrite:
             bar.set_description("stylize")
         steps.append(step)
         bar.set_postfix_str(f"loss {step.total:.4g} (content {step.content:.3g}, style {step.style:.3g}, "
-                            f"tv {step.tv:.3g}) {step.size[0]}x{step.size[1]}", refresh=False)
+                            f"tv {step.tv:.3g}) {step.size[1]}x{step.size[0]}", refresh=False)
         bar.update(1)
         if print_iterations and step.iteration % print_iterations == 0:
             tqdm.write(f"iteration {step.iteration:5d}/{step.iterations}: total {step.total:.6g}  content "
@@ -227,8 +223,9 @@ def _run(content, styles, model_path, targets, config, paths: _Paths, overwrite:
             save_image(step.image, paths.checkpoints[step.iteration], overwrite=overwrite, text=text)
 
     start = time.perf_counter()
+    _choose_backends(config.device)
     try:
-        image = stylize(content, styles, config, model=model_path, targets=targets, callback=on_step)
+        image = stylize(content, styles, config=config, model=model_path, targets=targets, callback=on_step)
     except StylizeInterrupted as stop:
         bar.close()
         save_image(stop.image, paths.output, overwrite=overwrite, text=text)
@@ -248,6 +245,14 @@ def _run(content, styles, model_path, targets, config, paths: _Paths, overwrite:
                f"iterations, final loss {final:.6g}) in {time.perf_counter() - start:.1f} s")
 
 
+def _choose_backends(device: str) -> None:
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        # Fixed shapes for the whole run: let cuDNN pick its fastest algorithms once.
+        torch.backends.cudnn.benchmark = True
+
+
 def _parameters(content, styles, model_path, targets, config) -> str:
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     values.update(content=Path(content).name, styles=[Path(s).name for s in styles], model=Path(model_path).name,
@@ -263,7 +268,7 @@ def _write_logs(steps, paths: _Paths, overwrite: bool) -> None:
             with open(tmp, "w") as f:
                 f.write("iteration,scale,width,height,elapsed_s,total,content,style,tv\n")
                 for s in steps:
-                    f.write(f"{s.iteration},{s.scale},{s.size[0]},{s.size[1]},{s.elapsed:.4f},"
+                    f.write(f"{s.iteration},{s.stage},{s.size[1]},{s.size[0]},{s.elapsed:.4f},"
                             f"{s.total:.9g},{s.content:.9g},{s.style:.9g},{s.tv:.9g}\n")
     if paths.plot and steps:
         _plot(steps, paths.plot, overwrite)

@@ -11,9 +11,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from nst.export.onnx_graph import FORMAT_VERSION, ExportConfig
+from nst.contract import FORMAT_VERSION
+from nst.export.onnx_graph import ExportConfig
 from nst.fileio import atomic_path
-from nst.models.cache import NotifyFn, models_dir, resolve_weights, weights_sha256
+from nst.models.cache import NotifyFn, models_dir, resolve_weights, source_sha256
 from nst.models.download import ProgressFn
 
 
@@ -23,9 +24,9 @@ def options_key(config: ExportConfig) -> str:
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def cached_model_path(weights_sha256: str, config: ExportConfig) -> Path:
+def cached_model_path(source_sha256: str, config: ExportConfig) -> Path:
     """Where the extractor of these weights (by file SHA-256) and options lives in the cache."""
-    return models_dir() / f"{weights_sha256[:16]}-{options_key(config)}.onnx"
+    return models_dir() / f"{source_sha256[:16]}-{options_key(config)}.onnx"
 
 
 def cached_model(
@@ -43,7 +44,7 @@ def cached_model(
     Raises DownloadError, WeightsError, LayerError, ConfigError.
     """
     source = resolve_weights(weights, progress, notify)
-    digest = weights_sha256(source)
+    digest = source_sha256(source)
     model = cached_model_path(digest, config)
     if model.is_file():
         if notify:
@@ -55,10 +56,10 @@ def cached_model(
     if notify:
         notify(f"exporting {source} to {model} (once; later runs reuse it)")
     model.parent.mkdir(parents=True, exist_ok=True)
-    info = export_vgg_file(source, model, config, overwrite=True, weights_sha256=digest)
+    info = export_vgg_file(source, model, config, overwrite=True, source_sha256=digest)
     note = {
         "weights": str(source),
-        "weights_sha256": info.source_sha256,
+        "source_sha256": info.source_sha256,
         "architecture": info.architecture,
         "options": dataclasses.asdict(config),
         "format": FORMAT_VERSION,
@@ -66,3 +67,18 @@ def cached_model(
     with atomic_path(model.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(note, indent=1))
     return model
+
+
+def resolve_model(
+    model: str | Path | None,
+    *,
+    weights: str | Path | None = None,
+    pooling: str | None = None,
+    progress: ProgressFn | None = None,
+    notify: NotifyFn | None = None,
+) -> Path:
+    """The extractor to use: `model` as given, else the cached model of `weights` (default
+    vgg19), downloaded and exported on first use, with `pooling` (default max)."""
+    if model is not None:
+        return Path(model)
+    return cached_model(weights, ExportConfig(pooling=pooling or "max"), progress=progress, notify=notify)

@@ -1,4 +1,4 @@
-"""`VGGWeights` + requested layers -> an ONNX feature extractor (Contract 1 of DESIGN.md).
+"""`VGGWeights` + requested layers -> an ONNX feature extractor, as `nst.contract` defines it.
 
 No torch here: the graph is written node by node with `onnx.helper`, so that any runtime
 can read it. The graph ends after the deepest requested layer.
@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Literal
 
 import numpy as np
 
+from nst.contract import (
+    GRAM_NORMALIZATION,
+    INPUT_CONVENTION,
+    INPUT_NAME,
+    MEAN_PIXEL,
+    ModelInfo,
+    gram_output,
+    param_name,
+    write_metadata,
+)
 from nst.errors import ConfigError, LayerError
-from nst.models.layers import DEFAULT_LAYERS, STYLE_LAYERS, check_layers, truncated_table
+from nst.models.layers import DEFAULT_LAYERS, STYLE_LAYERS, Pooling, check_layers, truncated_table
 from nst.models.weights import VGGWeights
 
 OPSET = 17
-FORMAT_VERSION = "1"
-INPUT_NAME = "image"
-INPUT_CONVENTION = "image: float32 [N, 3, H, W], RGB, 0-255; the mean pixel is subtracted in the graph"
-# The Gram normalization shared by the graph and nst.runtime.losses.gram(); see its docstring.
-GRAM_NORMALIZATION = "G = F F^T / (C*H*W)"
-
-Pooling = Literal["max", "avg"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,9 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     grams = gram_layers(layers) if config.grams else ()
 
     initializers = [
-        numpy_helper.from_array(weights.mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), "mean_pixel")
+        numpy_helper.from_array(weights.mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), MEAN_PIXEL)
     ]
-    nodes = [helper.make_node("Sub", [INPUT_NAME, "mean_pixel"], ["preprocessed"], name="preprocess")]
+    nodes = [helper.make_node("Sub", [INPUT_NAME, MEAN_PIXEL], ["preprocessed"], name="preprocess")]
     previous = "preprocessed"
     for layer in table:
         if layer.kind == "conv":
@@ -76,12 +80,13 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
             expected = (layer.out_channels, layer.in_channels, 3, 3)
             if kernel.shape != expected:
                 raise LayerError(f"{layer.name}: kernel shape {kernel.shape}, expected {expected}")
-            initializers.append(numpy_helper.from_array(kernel, f"{layer.name}.weight"))
-            initializers.append(numpy_helper.from_array(bias, f"{layer.name}.bias"))
+            weight, bias_name = param_name(layer.name, "weight"), param_name(layer.name, "bias")
+            initializers.append(numpy_helper.from_array(kernel, weight))
+            initializers.append(numpy_helper.from_array(bias, bias_name))
             nodes.append(
                 helper.make_node(
                     "Conv",
-                    [previous, f"{layer.name}.weight", f"{layer.name}.bias"],
+                    [previous, weight, bias_name],
                     [layer.name],
                     name=layer.name,
                     kernel_shape=[3, 3],
@@ -129,7 +134,7 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
             )
     for name in grams:
         c = _channels_at(table, name)
-        outputs.append(helper.make_tensor_value_info(f"gram_{name}", TensorProto.FLOAT, ["N", c, c]))
+        outputs.append(helper.make_tensor_value_info(gram_output(name), TensorProto.FLOAT, ["N", c, c]))
 
     graph = helper.make_graph(
         nodes,
@@ -146,22 +151,19 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     )
     model.ir_version = 8  # opset 17's IR version, readable by older runtimes too
     conv_names = [layer.name for layer in table if layer.kind == "conv"]
-    helper.set_model_props(
-        model,
-        {
-            "nst.format": FORMAT_VERSION,
-            "nst.architecture": weights.architecture,
-            "nst.layers": ",".join(layers),
-            "nst.grams": ",".join(grams),
-            "nst.gram_normalization": GRAM_NORMALIZATION,
-            "nst.mean_pixel": ",".join(f"{v:.6f}" for v in weights.mean_pixel.tolist()),
-            "nst.pooling": config.pooling,
-            "nst.input": INPUT_CONVENTION,
-            "nst.kernel_axes": weights.kernel_axes,
-            "nst.source_sha256": weights.source_sha256,
-            "nst.weights_sha256": weights_digest(weights, conv_names),
-        },
+    info = ModelInfo(
+        path=Path(),
+        architecture=weights.architecture,
+        layers=layers,
+        grams=grams,
+        pooling=config.pooling,
+        mean_pixel=weights.mean_pixel,
+        weights_sha256=weights_digest(weights, conv_names),
+        source_sha256=weights.source_sha256,
+        kernel_axes=weights.kernel_axes,
+        gram_normalization=GRAM_NORMALIZATION,
     )
+    write_metadata(model, info)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -178,7 +180,8 @@ def _channels_at(table, name: str) -> int:
 
 def _gram_nodes(helper, TensorProto, name: str) -> list:
     """gram_<name> = F F^T / (C*H*W), F = features reshaped to (N, C, H*W)."""
-    p = f"gram_{name}."
+    out = gram_output(name)
+    p = out + "."
     return [
         helper.make_node("Reshape", [name, "gram.flat_shape"], [p + "flat"], name=p + "flat"),  # (N, C, HW)
         helper.make_node("Transpose", [p + "flat"], [p + "flat_t"], name=p + "flat_t", perm=[0, 2, 1]),
@@ -187,5 +190,5 @@ def _gram_nodes(helper, TensorProto, name: str) -> list:
         helper.make_node("Slice", [p + "shape", "gram.chw_start", "gram.chw_end"], [p + "chw"], name=p + "chw"),
         helper.make_node("ReduceProd", [p + "chw"], [p + "size_i"], name=p + "size_i", keepdims=0),
         helper.make_node("Cast", [p + "size_i"], [p + "size"], name=p + "size", to=TensorProto.FLOAT),
-        helper.make_node("Div", [p + "ftf", p + "size"], [f"gram_{name}"], name=f"gram_{name}"),
+        helper.make_node("Div", [p + "ftf", p + "size"], [out], name=out),
     ]

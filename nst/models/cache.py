@@ -96,7 +96,7 @@ def known_sha256(path: str | Path) -> str | None:
     return entry.get("sha256") if {**entry, **_stamp(path)} == entry else None
 
 
-def weights_sha256(path: str | Path) -> str:
+def source_sha256(path: str | Path) -> str:
     """SHA-256 of a weights file: remembered when unchanged, else computed and remembered."""
     digest = known_sha256(path)
     if digest is None:

@@ -9,6 +9,7 @@ from typing import Iterable, Literal
 from nst.errors import LayerError
 
 Architecture = Literal["vgg16", "vgg19"]
+Pooling = Literal["max", "avg"]  # between blocks; it has no weights, so either runs on any export
 
 # Number of 3x3 convolutions in each of the five blocks (Simonyan & Zisserman, table 1, D and E).
 _BLOCK_DEPTHS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}

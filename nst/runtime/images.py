@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, Union
 
 import numpy as np
 
 from nst.errors import ImageError, OutputError
 from nst.fileio import atomic_path
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+# A path to an image file, or an image already in memory.
+ImageLike = Union[str, Path, "Image"]
 
 # Output formats by extension, with their save options.
 _FORMATS: dict[str, tuple[str, dict]] = {
@@ -42,6 +49,18 @@ def open_image(path: str | Path):
     return _to_rgb(img)
 
 
+def as_image(image: ImageLike) -> Image:
+    """An image given as a path or as a PIL image, as 8-bit RGB."""
+    if isinstance(image, (str, Path)):
+        return open_image(image)
+    return image if image.mode == "RGB" else _to_rgb(image)
+
+
+def image_key(image: Image) -> str:
+    """Identifies an image by its pixels, for caches (a few ms for a photo)."""
+    return hashlib.sha1(image.tobytes()).hexdigest() + f"-{image.height}x{image.width}"
+
+
 def _to_rgb(img):
     from PIL import Image
 
@@ -73,6 +92,15 @@ def resize(img, long_side: int | None = None, width: int | None = None):
         return img
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
+
+
+def resized(img, size: tuple[int, int]):
+    """`img` at `size` (height, width), Lanczos; itself when it has that size already."""
+    from PIL import Image
+
+    if (img.height, img.width) == size:
+        return img
+    return img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
 
 
 def to_array(img) -> np.ndarray:

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nst.contract import MEAN_PIXEL, ModelInfo, gram, gram_output, load_onnx, model_info, param_name
 from nst.errors import LayerError, ModelError
 from nst.models.layers import Layer, check_layers, truncated_table
-from nst.runtime.losses import gram
-from nst.runtime.model_info import ModelInfo, load_onnx, model_info
+
 
 
 class VGGMirror(nn.Module):
@@ -24,19 +24,24 @@ class VGGMirror(nn.Module):
 
     Weights are frozen (`requires_grad=False`); the module moves with `.to(device)`.
     Its `state_dict` keys are the ONNX initializer names (`conv1_1.weight`, `mean_pixel`).
+    `pooling` defaults to the file's; the other kind reuses the same convolutions, which is
+    exactly the graph `nst export-vgg --pooling` would write (pooling has no weights).
     """
 
-    def __init__(self, info: ModelInfo, tensors: dict[str, torch.Tensor]):
+    def __init__(self, info: ModelInfo, tensors: dict[str, torch.Tensor], pooling: str | None = None):
         super().__init__()
         self.info = info
+        self.pooling = pooling or info.pooling
+        if self.pooling not in ("max", "avg"):
+            raise ModelError(f"pooling must be max or avg, not {self.pooling!r}")
         self.table: tuple[Layer, ...] = truncated_table(info.architecture, info.layers)
-        self.register_buffer("mean_pixel", tensors["mean_pixel"].reshape(1, 3, 1, 1))
+        self.register_buffer(MEAN_PIXEL, tensors[MEAN_PIXEL].reshape(1, 3, 1, 1))
         for layer in self.table:
             if layer.kind != "conv":
                 continue
             conv = nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1)
             for part in ("weight", "bias"):
-                key = f"{layer.name}.{part}"
+                key = param_name(layer.name, part)
                 if key not in tensors:
                     raise ModelError(f"{info.path}: initializer {key} is missing; export the model again")
                 param = getattr(conv, part)
@@ -55,7 +60,7 @@ class VGGMirror(nn.Module):
             self._blocks[-1] += (layer,)
 
     @classmethod
-    def from_onnx(cls, path: str | Path) -> "VGGMirror":
+    def from_onnx(cls, path: str | Path, pooling: str | None = None) -> VGGMirror:
         from onnx import numpy_helper
 
         model = load_onnx(path)
@@ -68,7 +73,19 @@ class VGGMirror(nn.Module):
                 continue
             tensors[t.name] = torch.from_numpy(numpy_helper.to_array(t).copy())
         del model
-        return cls(info, tensors).eval()
+        return cls(info, tensors, pooling).eval()
+
+    def with_pooling(self, pooling: str) -> VGGMirror:
+        """This network with `pooling`, sharing the weights (self when it has it already)."""
+        if pooling == self.pooling:
+            return self
+        tensors = {name: value.detach() for name, value in self.state_dict().items()}  # shared storage
+        return type(self)(self.info, tensors, pooling).eval()
+
+    @property
+    def pools_like_file(self) -> bool:
+        """True when this mirror pools like its ONNX file, so the file gives the same features."""
+        return self.pooling == self.info.pooling
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -104,7 +121,7 @@ class VGGMirror(nn.Module):
             for name, value in zip(names, features):
                 out[name] = value
                 if name in gram_wanted:
-                    out[f"gram_{name}"] = gram(value)
+                    out[gram_output(name)] = gram(value)
             wanted.difference_update(names)
         return out
 
@@ -121,7 +138,7 @@ class VGGMirror(nn.Module):
                 # In place unless the conv output itself is wanted: conv's backward does not need
                 # its output, so this saves one activation per conv.
                 x = F.relu(x, inplace=not features or features[-1] is not x)
-            elif self.info.pooling == "avg":
+            elif self.pooling == "avg":
                 x = F.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False)
             else:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)

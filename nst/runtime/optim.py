@@ -8,11 +8,21 @@ step can reuse a curvature estimate from a previous coarse-to-fine stage.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
+from nst.runtime.config import StylizeConfig
+
 Closure = Callable[[], torch.Tensor]
+
+
+class Optimizer(Protocol):
+    """What the loop needs of an optimiser: torch.optim's zero_grad() and step(closure)."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+
+    def step(self, closure: Closure) -> torch.Tensor: ...
 
 
 class _ImageOptimizer:
@@ -111,3 +121,18 @@ class LBFGS(_ImageOptimizer):
             beta = float(y.dot(r)) * ro
             r.add_(s, alpha=alpha - beta)
         return r
+
+
+def make_optimizer(image: torch.Tensor, config: StylizeConfig, previous: Optimizer | None = None,
+                   pixel_ratio: float = 1.0) -> Optimizer:
+    """Adam with the reference's settings, or L-BFGS taking one function evaluation per step
+    (no line search, no early stop), so that both report and cost the same per iteration.
+
+    Coarse to fine, L-BFGS starts each stage from the previous stage's curvature estimate,
+    scaled by the ratio of pixel counts (the losses are means over pixels, so the inverse
+    Hessian grows with their number); without it each stage would restart with torch's
+    cautious first step of 1/|g|_1 and lose most of the coarse stage's head start."""
+    if config.optimizer == "adam":
+        return Adam(image, lr=config.learning_rate, betas=(config.beta1, config.beta2), eps=config.epsilon)
+    h_diag = previous.h_diag if isinstance(previous, LBFGS) else None
+    return LBFGS(image, lr=1.0, history_size=100, h_diag=h_diag * pixel_ratio if h_diag is not None else None)

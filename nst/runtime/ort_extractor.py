@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 
 from nst.errors import ConfigError, LayerError, ModelError
-from nst.runtime.model_info import ModelInfo, load_onnx, model_info
+from nst.contract import ModelInfo, load_onnx, model_info
 
 PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda")
 _ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -92,7 +92,7 @@ class OrtExtractor:
 
     `run(batch)` takes float32 (N, 3, H, W) RGB 0-255 images (all of one shape) and returns
     the graph's outputs by name: features `relu4_2` (N, C, h, w) and Grams `gram_relu1_1`
-    (N, C, C), normalized as `nst.runtime.losses.gram`.
+    (N, C, C), normalized as `nst.contract.gram`.
     """
 
     def __init__(self, model_path: str | Path, provider: str = "auto", threads: int | None = None,

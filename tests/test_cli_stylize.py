@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nst.cli import main
-from nst.runtime.stylize import StylizeConfig
+from nst.runtime.config import StylizeConfig
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +99,15 @@ def test_preserve_colors_flag_alone_means_luminance(vgg19_onnx, files, tmp_path)
 
 
 def test_targets_instead_of_styles(vgg19_onnx, make_onnx, files, tmp_path):
-    from nst.runtime.targets import compute_style_targets, save_targets
+    from nst.runtime.config import PrecomputeConfig
+    from nst.runtime.grams import compute_style_targets
+    from nst.runtime.targets import save_targets
 
-    good = save_targets(compute_style_targets(vgg19_onnx, [files["style"]], size=None, width=40), tmp_path / "g.targets")
+    good = save_targets(compute_style_targets(vgg19_onnx, [files["style"]], width=40), tmp_path / "g.targets")
     result = _invoke(["--targets", str(good)], vgg19_onnx, files, tmp_path / "out.png", ["--no-log"])
     assert result.exit_code == 0, result.output
-    bad = save_targets(compute_style_targets(make_onnx(seed=1), [files["style"]], size=32), tmp_path / "b.targets")
+    bad = save_targets(compute_style_targets(make_onnx(seed=1), [files["style"]], config=PrecomputeConfig(size=32)),
+                       tmp_path / "b.targets")
     result = _invoke(["--targets", str(bad)], vgg19_onnx, files, tmp_path / "bad.png", ["--no-log"])
     assert result.exit_code == 1 and result.output.startswith("Error: the style targets were computed with model weights")
     assert not (tmp_path / "bad.png").exists()

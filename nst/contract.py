@@ -1,0 +1,151 @@
+"""The ONNX extractor contract: what an exported graph takes, gives, and says about itself.
+
+The exporter writes it, and the PyTorch mirror, the onnxruntime extractor and the targets
+code read it; this module is their one common definition (docs/ONNX_CONTRACT.md describes
+it for other runtimes). No torch and no onnx at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from nst.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
+
+# Version of the graph layout and metadata below; a reader refuses other versions.
+FORMAT_VERSION = "1"
+INPUT_NAME = "image"
+INPUT_CONVENTION = "image: float32 [N, 3, H, W], RGB, 0-255; the mean pixel is subtracted in the graph"
+GRAM_PREFIX = "gram_"
+# The Gram normalization of the graph's gram_* outputs and of `gram()` below.
+GRAM_NORMALIZATION = "G = F F^T / (C*H*W)"
+# The initializer holding the RGB mean pixel, shaped (1, 3, 1, 1).
+MEAN_PIXEL = "mean_pixel"
+_PREFIX = "nst."
+
+
+def gram_output(layer: str) -> str:
+    """The graph output holding `layer`'s Gram matrix: gram_relu1_1."""
+    return GRAM_PREFIX + layer
+
+
+def param_name(layer: str, part: str) -> str:
+    """Initializer (and mirror `state_dict`) name of a conv's weight or bias: conv1_1.weight."""
+    return f"{layer}.{part}"
+
+
+Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor
+
+
+def gram(features: Array) -> Array:
+    """Gram matrices of (N, C, H, W) features: G = F F^T / (C*H*W), shape (N, C, C).
+
+    The one definition of the normalization, for numpy arrays and torch tensors alike; the
+    graph's gram_* outputs compute the same. It follows anishathalye/neural-style, which
+    divides by the feature map's size C*H*W; the paper (Gatys et al. 2015, eq. 3-5) uses
+    the raw F F^T and folds 1/(4 N^2 M^2) into the loss.
+    """
+    n, c, h, w = features.shape  # type: ignore[attr-defined]
+    flat = features.reshape(n, c, h * w)  # type: ignore[attr-defined]  # (N, C, HW)
+    size = c * h * w
+    if isinstance(flat, np.ndarray):
+        return (flat @ flat.transpose(0, 2, 1)) / np.asarray(size, dtype=flat.dtype)  # type: ignore[return-value]
+    import torch
+
+    return torch.bmm(flat, flat.transpose(1, 2)) / size  # type: ignore[return-value]  # (N, C, C)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an exported extractor says about itself, from its `nst.*` metadata_props."""
+
+    path: Path
+    architecture: str  # vgg19 | vgg16
+    layers: tuple[str, ...]  # feature outputs, in network order
+    grams: tuple[str, ...]  # layers with a gram_<layer> output
+    pooling: str  # max | avg
+    mean_pixel: np.ndarray  # (3,) float32, RGB
+    weights_sha256: str  # digest of the conv tensors the graph holds: identifies the network
+    source_sha256: str  # SHA-256 of the weights file (.mat) it was exported from
+    kernel_axes: str  # hw (MatConvNet's order) | wh (the reference's swapped kernels)
+    gram_normalization: str
+
+    def to_props(self) -> dict[str, str]:
+        """The metadata_props an exporter writes for this model."""
+        return {
+            _PREFIX + "format": FORMAT_VERSION,
+            _PREFIX + "architecture": self.architecture,
+            _PREFIX + "layers": ",".join(self.layers),
+            _PREFIX + "grams": ",".join(self.grams),
+            _PREFIX + "gram_normalization": self.gram_normalization,
+            _PREFIX + "mean_pixel": ",".join(f"{v:.6f}" for v in self.mean_pixel.tolist()),
+            _PREFIX + "pooling": self.pooling,
+            _PREFIX + "input": INPUT_CONVENTION,
+            _PREFIX + "kernel_axes": self.kernel_axes,
+            _PREFIX + "source_sha256": self.source_sha256,
+            _PREFIX + "weights_sha256": self.weights_sha256,
+        }
+
+
+def write_metadata(model: onnx.ModelProto, info: ModelInfo) -> None:
+    """Set `info` as the model's nst metadata_props."""
+    from onnx import helper
+
+    helper.set_model_props(model, info.to_props())
+
+
+def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
+    """`onnx.load` with a clear error for a missing or corrupt file."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}; create one with `nst export-vgg WEIGHTS -o {path}`")
+    try:
+        return onnx.load(str(path), load_external_data=load_weights)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelError(f"cannot read {path} as an ONNX model ({exc}); export it again with `nst export-vgg`") from None
+
+
+def model_info(model: Any, path: str | Path) -> ModelInfo:
+    """Parse and check the nst metadata of a loaded `ModelProto`."""
+    props = {p.key[len(_PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(_PREFIX)}
+    if "format" not in props:
+        raise ModelError(f"{path} is an ONNX model but not an nst extractor (no nst.* metadata); export one with `nst export-vgg`")
+    if props["format"] != FORMAT_VERSION:
+        raise ModelError(
+            f"{path} has nst format {props['format']}, this nst reads format {FORMAT_VERSION}; export it again"
+        )
+
+    def split(key: str) -> tuple[str, ...]:
+        return tuple(v for v in props.get(key, "").split(",") if v)
+
+    try:
+        mean = np.array([float(v) for v in split("mean_pixel")], dtype=np.float32)
+    except ValueError:
+        mean = np.empty(0, dtype=np.float32)
+    if mean.shape != (3,) or not split("layers"):
+        raise ModelError(f"{path}: nst metadata is incomplete (layers or mean pixel); export it again")
+    return ModelInfo(
+        path=Path(path),
+        architecture=props.get("architecture", ""),
+        layers=split("layers"),
+        grams=split("grams"),
+        pooling=props.get("pooling", "max"),
+        mean_pixel=mean,
+        weights_sha256=props.get("weights_sha256", ""),
+        source_sha256=props.get("source_sha256", ""),
+        kernel_axes=props.get("kernel_axes", "hw"),
+        gram_normalization=props.get("gram_normalization", ""),
+    )
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """The metadata of the extractor at `path` (its weights are not loaded)."""
+    return model_info(load_onnx(path, load_weights=False), path)

@@ -1,0 +1,209 @@
+"""The options of a stylize run and a precompute run, their choices and ranges, written once.
+
+Torch-free, so that `nst --help` and the CLI's option types can read it cheaply. Each range
+rule lives in `RULES`; the configs check themselves against it, and the CLI's click types
+are built from it, so a value is refused with the same words wherever it comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Mapping
+
+from nst.errors import ConfigError
+from nst.models.layers import Pooling
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+Optimizer = Literal["adam", "lbfgs"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+ColorMode = Literal["luminance", "histogram"]
+Provider = Literal["auto", "cpu", "cuda"]
+Device = str  # auto | cpu | cuda | cuda:N
+
+SEED_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The allowed range of a number (each element, for a tuple of numbers); always finite."""
+
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False  # min itself excluded ("positive")
+    max_open: bool = False
+
+    def accepts(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.min is not None and (value < self.min or (self.min_open and value == self.min)):
+            return False
+        return self.max is None or (value < self.max or (not self.max_open and value == self.max))
+
+    def describe(self) -> str:
+        """'must be ...', for messages."""
+        low, high = _fmt(self.min), _fmt(self.max)
+        if self.min is not None and self.max is not None:
+            if self.min_open or self.max_open:
+                return f"must be in {'(' if self.min_open else '['}{low}, {high}{')' if self.max_open else ']'}"
+            return f"must be between {low} and {high}"
+        if self.min is not None:
+            return ("must be positive" if self.min == 0 else f"must be above {low}") if self.min_open else (
+                "must not be negative" if self.min == 0 else f"must be at least {low}")
+        return f"must be at most {high}" if self.max is not None else "must be a finite number"
+
+
+def _fmt(value: float | None) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """Every option of `nst stylize` that shapes the result; defaults are the CLI's, which
+    are anishathalye/neural-style's where it has the option. Sizes are (height, width)."""
+
+    iterations: int = 1000
+    width: int | None = None  # resize the content to this width (keeping aspect); None: as is
+    style_scales: tuple[float, ...] | None = None  # per style (one value: all); style width = scale * content width; None: 1.0
+    content_weight: float = 5.0
+    content_weight_blend: float = 1.0  # relu4_2 gets this share of the content weight, relu5_2 the rest
+    style_weight: float = 500.0
+    style_layer_weight_exp: float = 1.0  # style layer l (0..4) weighs exp**l, normalised to sum 1
+    style_blend_weights: tuple[float, ...] | None = None  # per style, normalised to sum 1; None: equal
+    tv_weight: float = 100.0
+    learning_rate: float = 10.0  # Adam's step size (L-BFGS steps with 1, as torch and neural-style-pt do)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    initial: str | Path | None = None  # start image; None: noise (or the content, with a noise blend < 1)
+    initial_noiseblend: float | None = None  # share of noise in the start; None: 0 with --initial, else 1
+    preserve_colors: ColorMode | None = None
+    pooling: Pooling | None = None  # None: the model's own pooling
+    optimizer: Optimizer = "lbfgs"  # measured: lower loss in the same time (README)
+    seed: int | None = None
+    device: Device = "auto"  # auto | cpu | cuda[:N]
+    scales: int = 1  # coarse-to-fine stages; 0: as many octaves as fit above min_size
+    min_size: int = 128  # long side of the coarsest stage
+    checkpoint_iterations: int | None = None  # Step.image carries the best image every N iterations
+    precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on CPU
+    low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
+    compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
+
+    def __post_init__(self) -> None:
+        check(self)
+        blend = self.style_blend_weights
+        if blend is not None and sum(blend) <= 0:
+            raise ConfigError(f"--style-blend-weights must have a positive sum, got {blend!r}")
+        device = self.device
+        if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+    def replace(self, **changes: Any) -> StylizeConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PrecomputeConfig:
+    """Options of `nst precompute-style`."""
+
+    # The styles' long side in px at scale 1. The reference sizes styles to the content's
+    # width, which is not known here; stylize can compute Grams at other sizes itself.
+    size: int = 512
+    style_scales: tuple[float, ...] = (1.0,)
+    batch_size: int = 8
+    provider: Provider = "auto"
+
+    def __post_init__(self) -> None:
+        check(self)
+        if not self.style_scales:
+            raise ConfigError("--style-scales needs at least one value")
+
+
+# The range of every numeric option, by field name (both configs share names and rules).
+RULES: dict[str, Rule] = {
+    "iterations": Rule(1, 1_000_000),
+    "width": Rule(16, 30_000),
+    "size": Rule(16, 30_000),
+    "style_scales": Rule(0, 16, min_open=True),
+    "content_weight": Rule(0, 1e15),
+    "content_weight_blend": Rule(0, 1),
+    "style_weight": Rule(0, 1e15),
+    "style_layer_weight_exp": Rule(0, 1000),
+    "style_blend_weights": Rule(0, 1e15),
+    "tv_weight": Rule(0, 1e15),
+    "learning_rate": Rule(0, 1e6, min_open=True),
+    "beta1": Rule(0, 1, max_open=True),
+    "beta2": Rule(0, 1, max_open=True),
+    "epsilon": Rule(0, 1, min_open=True),
+    "initial_noiseblend": Rule(0, 1),
+    "seed": Rule(0, SEED_MAX),
+    "scales": Rule(0, 16),
+    "min_size": Rule(16, 30_000),
+    "checkpoint_iterations": Rule(1, 1_000_000),
+    "batch_size": Rule(1, 1024),
+}
+
+
+def option_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def choices(field_type: Any) -> tuple[str, ...]:
+    """The values of a Literal alias (or of an Optional Literal), for click.Choice."""
+    args = typing.get_args(field_type)
+    if typing.get_origin(field_type) is Literal:
+        return tuple(args)
+    for arg in args:  # Optional[Literal[...]]
+        if typing.get_origin(arg) is Literal:
+            return tuple(typing.get_args(arg))
+    return ()
+
+
+def check(config: Any) -> None:
+    """Raise ConfigError for the first field of a config dataclass outside its rule or choices."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value is None:
+            continue
+        allowed = choices(hints[field.name])
+        if allowed and value not in allowed:
+            raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(allowed)}, got {value!r}")
+        rule = RULES.get(field.name)
+        if rule is None:
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or not rule.accepts(item):
+                raise ConfigError(f"{option_name(field.name)} {rule.describe()}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimiser iteration, as reported to the callback. Losses are the weighted terms of
+    the objective, evaluated at the image the step started from."""
+
+    iteration: int  # 1-based, counted over all stages
+    iterations: int  # the run's total
+    stage: int  # coarse-to-fine stage, 0-based
+    size: tuple[int, int]  # (height, width) optimised at this stage
+    total: float
+    terms: Mapping[str, float]  # each term's weighted value, by name (content, style, tv, ...)
+    elapsed: float  # seconds since the run started
+    image: Image | None = None  # the best image so far, at checkpoint iterations only
+
+    @property
+    def content(self) -> float:
+        return self.terms.get("content", 0.0)
+
+    @property
+    def style(self) -> float:
+        return self.terms.get("style", 0.0)
+
+    @property
+    def tv(self) -> float:
+        return self.terms.get("tv", 0.0)

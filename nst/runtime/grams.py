@@ -1,0 +1,215 @@
+"""Style Grams through the onnxruntime extractor: sizing, batching, and `compute_style_targets`.
+
+Images of equal size share an extractor call; `compute_style_targets` loads and resizes the
+next images in worker threads while the extractor runs, and returns a `StyleTargets` that
+`nst.runtime.targets` writes to disk. Sizes are (height, width).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from nst.contract import ModelInfo, gram, gram_output
+from nst.errors import ConfigError, ImageError, ModelError
+from nst.models.layers import STYLE_LAYERS
+from nst.runtime.config import PrecomputeConfig
+from nst.runtime.targets import StyleEntry, StyleSource, StyleTargets, model_style_layers
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+# (key, (1, 3, H, W) image) in; (keys, (H, W), one {layer: (C, C)} per key) out.
+Item = tuple[int, np.ndarray]
+
+
+class Extractor(Protocol):
+    """What the Gram computation needs: `OrtExtractor` or anything with the same `run`."""
+
+    info: ModelInfo
+    output_names: tuple[str, ...]
+
+    def run(self, batch: np.ndarray, outputs: Iterable[str] | None = None) -> dict[str, np.ndarray]: ...
+
+
+def style_shape(image_size: tuple[int, int], scale: float = 1.0, size: int | None = None,
+                width: int | None = None) -> tuple[int, int]:
+    """(height, width) of a style image of size (height, width) once resized: its width to
+    scale*width when `width` is given (the reference sizes styles relative to the content's
+    width), else its long side to scale*size. Matches `nst.runtime.images.resize`."""
+    h, w = image_size
+    if width is not None:
+        factor = round(scale * width) / w
+    elif size is not None:
+        factor = round(scale * size) / max(w, h)
+    else:
+        factor = 1.0
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
+def resized_array(img: Image, shape: tuple[int, int]) -> np.ndarray:
+    """PIL RGB image -> float32 (1, 3, H, W) at `shape` (height, width), Lanczos."""
+    from nst.runtime.images import resized, to_array
+
+    return to_array(resized(img, shape))  # (1, 3, H, W)
+
+
+def _grams_of(extractor: Extractor, batch: np.ndarray, layers: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """One extractor call on `batch` (N, 3, H, W) -> per image {layer: (C, C) Gram}."""
+    names = [gram_output(name) if gram_output(name) in extractor.output_names else name for name in layers]
+    out = extractor.run(batch, names)
+    # A model exported --no-grams gives features: the same normalization, here in numpy.
+    per_layer = {layer: out[name] if name != layer else gram(out[name]) for layer, name in zip(layers, names)}
+    return [
+        {layer: np.ascontiguousarray(per_layer[layer][i], dtype=np.float32) for layer in layers}
+        for i in range(batch.shape[0])
+    ]
+
+
+def _batched(extractor: Extractor, items: Iterable[Item], layers: Sequence[str], batch_size: int,
+             ) -> Iterator[tuple[list[int], tuple[int, int], list[dict[str, np.ndarray]]]]:
+    """Group items by shape; run each group as soon as it holds `batch_size` images, and the
+    partial groups at the end: the fewest extractor calls. `items` may be produced lazily
+    while a batch runs."""
+    groups: dict[tuple[int, ...], list[Item]] = {}
+    for key, array in items:
+        group = groups.setdefault(array.shape, [])
+        group.append((key, array))
+        if len(group) == batch_size:
+            del groups[array.shape]
+            yield _run_group(extractor, group, layers)
+    for group in groups.values():
+        yield _run_group(extractor, group, layers)
+
+
+def _run_group(extractor: Extractor, group: list[Item], layers: Sequence[str]):
+    batch = np.concatenate([array for _, array in group])  # (N, 3, H, W)
+    shape = (int(batch.shape[2]), int(batch.shape[3]))
+    return [key for key, _ in group], shape, _grams_of(extractor, batch, layers)
+
+
+def style_grams(extractor: Extractor, images: Sequence[Image], sizes: Sequence[tuple[int, int]] | None = None,
+                layers: Sequence[str] | None = None, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+    """Grams of PIL RGB `images`, each resized to its (height, width) in `sizes` (default:
+    as they are), at `layers` (default: the extractor's style layers). One dict
+    {layer: (C, C) float32} per image, in order; images of equal size share a batch."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, not {batch_size}")
+    sizes = list(sizes) if sizes is not None else [(img.height, img.width) for img in images]
+    if len(sizes) != len(images):
+        raise ConfigError(f"{len(images)} images but {len(sizes)} sizes")
+    layers = tuple(layers) if layers is not None else model_style_layers(extractor.info)
+    result: list[dict[str, np.ndarray]] = [{} for _ in images]
+    items = ((i, resized_array(img, shape)) for i, (img, shape) in enumerate(zip(images, sizes)))
+    for keys, _, grams in _batched(extractor, items, layers, batch_size):
+        for key, value in zip(keys, grams):
+            result[key] = value
+    return result
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_style(path: Path, scales: Sequence[float], size: int | None, width: int | None):
+    """Read, hash and resize one style image: (source, [(1, 3, H, W) per scale])."""
+    from nst.runtime.images import open_image
+
+    img = open_image(path)  # raises ImageError for a missing or broken file
+    source = StyleSource(name=path.name, sha256=file_sha256(path))
+    hw = (img.height, img.width)
+    return source, [resized_array(img, style_shape(hw, scale, size, width)) for scale in scales]
+
+
+def compute_style_targets(
+    model: str | Path | None,
+    styles: Sequence[str | Path],
+    *,
+    config: PrecomputeConfig = PrecomputeConfig(),
+    width: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
+    extractor: Extractor | None = None,
+) -> StyleTargets:
+    """Grams of every style image at every scale, computed with onnxruntime in batches.
+
+    Each image is resized so that its long side is scale * config.size, or, when `width` is
+    given, its width is scale * width. Images are loaded and resized in worker threads while
+    the extractor runs; equal shapes share a call of up to `config.batch_size` images.
+    `progress(n)` is called after each call with the number of (image, scale) items it
+    finished. `extractor` reuses an open `OrtExtractor` (then `model`, `config.provider`
+    and `threads` are not used).
+    """
+    from nst.runtime.ort_extractor import OrtExtractor
+
+    style_paths = [Path(p) for p in styles]
+    scales = tuple(float(s) for s in config.style_scales)
+    if not style_paths:
+        raise ConfigError("no style images given; name at least one")
+    if width is not None and width < 1:
+        raise ConfigError(f"style width must be at least 1 px, not {width}")
+    missing = [p for p in style_paths if not p.is_file()]
+    if missing:  # before the model loads: fail early
+        raise ImageError(f"image not found: {missing[0]}")
+
+    if extractor is None:
+        if model is None:
+            raise ConfigError("compute_style_targets needs a model path or an open extractor")
+        extractor = OrtExtractor(model, provider=config.provider, threads=threads)
+    info = extractor.info
+    layers = model_style_layers(info)
+    if not layers:
+        raise ModelError(f"{info.path} outputs no style layer ({', '.join(STYLE_LAYERS)}); export it with those layers")
+
+    sources: list[StyleSource | None] = [None] * len(style_paths)
+    n_scales, size, batch_size = len(scales), config.size, config.batch_size
+
+    def items(pool: concurrent.futures.Executor) -> Iterator[Item]:
+        # Keep a few images ahead of the extractor, not all of them in memory at once.
+        ahead = max(2, batch_size)
+        futures = {i: pool.submit(_load_style, style_paths[i], scales, size, width)
+                   for i in range(min(ahead, len(style_paths)))}
+        for i in range(len(style_paths)):
+            source, arrays = futures.pop(i).result()
+            if i + ahead < len(style_paths):
+                futures[i + ahead] = pool.submit(_load_style, style_paths[i + ahead], scales, size, width)
+            sources[i] = source
+            for k, array in enumerate(arrays):
+                yield i * n_scales + k, array
+
+    grams: dict[int, dict[str, np.ndarray]] = {}
+    shapes: dict[int, tuple[int, int]] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nst-style") as pool:
+        try:
+            for keys, shape, results in _batched(extractor, items(pool), layers, batch_size):
+                grams.update(zip(keys, results))
+                shapes.update((key, shape) for key in keys)
+                if progress is not None:
+                    progress(len(keys))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    entries = tuple(
+        StyleEntry(style=key // n_scales, scale=scales[key % n_scales], size=shapes[key], grams=grams[key])
+        for key in sorted(grams)
+    )
+    return StyleTargets(
+        weights_sha256=info.weights_sha256,
+        architecture=info.architecture,
+        pooling=info.pooling,
+        layers=layers,
+        gram_normalization=info.gram_normalization,
+        sources=tuple(s for s in sources if s is not None),
+        entries=entries,
+        size=None if width is not None else size,
+        width=width,
+        scales=scales,
+    )

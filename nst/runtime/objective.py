@@ -1,0 +1,152 @@
+"""The stylize objective: small terms that share one forward pass of the network.
+
+Each term names the layers it needs and turns their features (and the image) into its
+weighted loss. `Objective` runs the network once per evaluation, stopping at the deepest
+layer any term needs, and reports every term's value, so a new term (a style term
+restricted to a region, a temporal term against a warped previous frame) plugs in without
+touching the optimiser loop:
+
+    total = content_weight * sum_l blend_l * content_loss(F_l, P_l)
+          + style_weight * sum_i blend_i * sum_l w_l * style_loss(G_l, A_il)
+          + tv_weight * tv_loss(image)
+          + any extra term
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Mapping, Protocol, Sequence
+
+import torch
+
+from nst.contract import gram
+from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
+from nst.runtime.config import StylizeConfig
+from nst.runtime.losses import content_loss, style_layer_weights, style_loss, tv_loss
+from nst.runtime.mirror import VGGMirror
+
+Features = Mapping[str, torch.Tensor]
+# One style's Grams, by layer: (1, C, C) each.
+StyleGrams = Mapping[str, torch.Tensor]
+
+
+class Term(Protocol):
+    """One weighted term of the objective."""
+
+    name: str
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The layers whose features the term reads (none: it reads only the image)."""
+        ...
+
+    def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
+        """The weighted loss (a scalar tensor) of `image` (1, 3, H, W), given its features."""
+        ...
+
+
+@dataclass(frozen=True)
+class ContentTerm:
+    """content_weight * sum_l blend_l * mean((F_l - P_l)^2), P_l the content's features."""
+
+    targets: Features  # layer -> the content image's features (1, C, h, w), float32
+    weights: Mapping[str, float]  # layer -> content_weight * its blend share
+    name: str = "content"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.weights)
+
+    def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
+        loss = image.new_zeros(())
+        for layer, weight in self.weights.items():
+            loss = loss + weight * content_loss(features[layer].float(), self.targets[layer])
+        return loss
+
+
+@dataclass(frozen=True)
+class StyleTerm:
+    """style_weight * sum_i blend_i * sum_l w_l * mean((G_l - A_il)^2), over the styles i."""
+
+    targets: Sequence[StyleGrams]  # per style image
+    blend: Sequence[float]  # per style, summing to 1
+    layer_weights: Mapping[str, float]  # layer -> w_l, summing to 1
+    weight: float
+    name: str = "style"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.layer_weights) if self.weight > 0 and self.targets else ()
+
+    def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
+        loss = image.new_zeros(())
+        for layer in self.layers:
+            g = gram(features[layer].float())  # (1, C, C), float32 whatever the convolutions ran in
+            per_style = sum(b * style_loss(g, grams[layer]) for b, grams in zip(self.blend, self.targets) if b > 0)
+            loss = loss + self.layer_weights[layer] * per_style
+        return self.weight * loss
+
+
+@dataclass(frozen=True)
+class TVTerm:
+    """tv_weight * total variation of the image (the reference's denoiser)."""
+
+    weight: float
+    name: str = "tv"
+    layers: tuple[str, ...] = ()
+
+    def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
+        return self.weight * tv_loss(image)
+
+
+class Objective:
+    """objective(image) -> (total, {term name: value}): one forward pass, every term."""
+
+    def __init__(self, model: VGGMirror, terms: Sequence[Term], *,
+                 precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 channels_last: bool = False, checkpoint: bool = False):
+        names = [term.name for term in terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objective terms need distinct names, got {names}")
+        self.model, self.terms = model, tuple(terms)
+        wanted = {layer for term in terms for layer in term.layers}
+        self.layers = tuple(layer.name for layer in model.table if layer.name in wanted)  # network order
+        self.precision, self.channels_last, self.checkpoint = precision, channels_last, checkpoint
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = image.contiguous(memory_format=torch.channels_last) if self.channels_last else image
+        with self.precision():
+            features = self.model(x, layers=self.layers, checkpoint=self.checkpoint) if self.layers else {}
+        values = [term(image, features) for term in self.terms]
+        total = values[0]
+        for value in values[1:]:
+            total = total + value
+        return total, {term.name: value.detach() for term, value in zip(self.terms, values)}
+
+
+def content_weights(config: StylizeConfig) -> dict[str, float]:
+    """relu4_2 gets content_weight * blend, relu5_2 the rest; zero weights are left out."""
+    shares = (config.content_weight_blend, 1 - config.content_weight_blend)
+    return {layer: config.content_weight * share for layer, share in zip(CONTENT_LAYERS, shares)
+            if config.content_weight * share > 0}
+
+
+def content_term(model: VGGMirror, content: torch.Tensor, config: StylizeConfig) -> ContentTerm:
+    """The content term of `content` (1, 3, H, W): its features, computed once in float32."""
+    weights = content_weights(config)
+    with torch.no_grad():
+        targets = model(content, layers=tuple(weights)) if weights else {}
+    return ContentTerm(targets=targets, weights=weights)
+
+
+def reference_terms(model: VGGMirror, content: torch.Tensor, style_grams: Sequence[StyleGrams],
+                    blend: Sequence[float], config: StylizeConfig) -> list[Term]:
+    """The reference objective's three terms (anishathalye/neural-style's normalizations, so
+    that its tuned defaults carry over)."""
+    return [
+        content_term(model, content, config),
+        StyleTerm(targets=style_grams, blend=blend, weight=config.style_weight,
+                  layer_weights=style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp)),
+        TVTerm(weight=config.tv_weight),
+    ]

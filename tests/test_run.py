@@ -1,0 +1,38 @@
+"""The parts of one run: the start image and the coarse-to-fine plan."""
+
+from __future__ import annotations
+
+import torch
+
+from nst.runtime.run import Stage, initial_image, plan_stages, stage_sizes
+
+
+def test_initial_image_follows_the_reference():
+    content = torch.full((1, 3, 2, 2), 100.0)
+    start = torch.full((1, 3, 2, 2), 200.0)
+    mean = torch.tensor([120.0, 110.0, 100.0]).reshape(1, 3, 1, 1)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    noise = torch.randn((1, 3, 2, 2), generator=gen()) * 0.256
+    # no --initial: pure noise around the mean pixel
+    assert torch.allclose(initial_image(content, None, None, mean, gen()), mean + noise)
+    # --initial alone: exactly that image
+    assert torch.equal(initial_image(content, start, None, mean, gen()), start)
+    # a noise blend mixes in mean-subtracted space
+    assert torch.allclose(initial_image(content, start, 0.25, mean, gen()), (start - mean) * 0.75 + noise * 0.25 + mean)
+    assert torch.allclose(initial_image(content, None, 0.5, mean, gen()), (content - mean) * 0.5 + noise * 0.5 + mean)
+
+
+
+def test_stage_sizes():
+    # (height, width) in and out
+    assert stage_sizes((300, 400), 1, 128) == [(300, 400)]
+    assert stage_sizes((256, 512), 3, 128) == [(64, 128), (128, 256), (256, 512)]
+    assert stage_sizes((256, 512), 0, 128) == [(64, 128), (128, 256), (256, 512)]  # one per octave
+    assert stage_sizes((80, 100), 3, 128) == [(80, 100)]  # already small
+
+
+def test_plan_splits_iterations_and_skips_empty_stages():
+    assert plan_stages((256, 512), 10, 3, 128) == [
+        Stage(0, (64, 128), 3, 1), Stage(1, (128, 256), 3, 4), Stage(2, (256, 512), 4, 7)]
+    # Fewer iterations than stages: the coarse stages get none and are left out.
+    assert plan_stages((256, 512), 2, 3, 128) == [Stage(2, (256, 512), 2, 1)]
