@@ -45,8 +45,9 @@ def vgg_sequential(onnx_path: str | Path, last: str = "relu5_1") -> tuple[nn.Seq
     import onnx
     from onnx import numpy_helper
 
-    tensors = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
-               for t in onnx.load(str(onnx_path)).graph.initializer}
+    tensors = {
+        t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(onnx_path)).graph.initializer
+    }
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     done = False
     for block, depth in enumerate(BLOCKS, start=1):
@@ -93,10 +94,12 @@ class Baseline:
         self.mean = self.mean.to(device)
         self.device = device
         with torch.no_grad():
-            self.content_targets = {k: v.detach() for k, v in features(self.net, self.mean, content.to(device),
-                                                                       (CONTENT_LAYER,)).items()}
-            self.style_targets = {k: gram(v).detach() for k, v in features(self.net, self.mean, style.to(device),
-                                                                           STYLE_LAYERS).items()}
+            self.content_targets = {
+                k: v.detach() for k, v in features(self.net, self.mean, content.to(device), (CONTENT_LAYER,)).items()
+            }
+            self.style_targets = {
+                k: gram(v).detach() for k, v in features(self.net, self.mean, style.to(device), STYLE_LAYERS).items()
+            }
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return features(self.net, self.mean, image, (CONTENT_LAYER, *STYLE_LAYERS))
@@ -113,10 +116,14 @@ class Baseline:
 
     def run(self, image: torch.Tensor, optimizer: str, iterations: int, callback=None) -> torch.Tensor:
         """`iterations` steps; callback(iteration, loss, seconds since the loop began) after each."""
-        opt = (torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
-               if optimizer == "lbfgs" else torch.optim.Adam([image], lr=10.0))
+        opt = (
+            torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
+            if optimizer == "lbfgs"
+            else torch.optim.Adam([image], lr=10.0)
+        )
         start = time.perf_counter()
         for i in range(1, iterations + 1):
+
             def closure():
                 with torch.no_grad():
                     image.clamp_(0, 255)  # the tutorial's clamp of the image to the valid range
@@ -154,8 +161,12 @@ def main() -> None:
     device = torch.device(args.device)
     base = Baseline(args.model, load(args.content, args.size), load(args.style, args.size), device)
     times = []
-    image = base.run(base.start_image((1, 3, args.size, args.size)), args.optimizer, args.iterations,
-                     lambda i, loss, t: times.append(time.perf_counter() - _START))
+    image = base.run(
+        base.start_image((1, 3, args.size, args.size)),
+        args.optimizer,
+        args.iterations,
+        lambda i, loss, t: times.append(time.perf_counter() - _START),
+    )
     if args.output:
         from PIL import Image
 

@@ -109,7 +109,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float]
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     if TIME_V.exists():
-        line = next(l for l in done.stderr.splitlines() if "Maximum resident set size" in l)
+        line = next(row for row in done.stderr.splitlines() if "Maximum resident set size" in row)
         return seconds, int(line.rsplit(":", 1)[1]) / 1024
     return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
@@ -118,6 +118,6 @@ def config_fields() -> set[str]:
     """StylizeConfig's field names (options such as low_memory or compile may not exist yet)."""
     from dataclasses import fields
 
-    from nst.runtime.stylize import StylizeConfig
+    from nst.runtime.config import StylizeConfig
 
     return {f.name for f in fields(StylizeConfig)}

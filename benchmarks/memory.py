@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import CONTENT, STYLE, TIME_V, machine, model_path, nst_command, run_measured  # noqa: E402
+from benchmarks.common import CONTENT, STYLE, TIME_V, machine, model_path, nst_command, run_measured
 
 BASELINE = Path(__file__).resolve().parent / "baseline.py"
 LBFGS_HISTORY = 100  # nst's and the baseline's history_size
@@ -76,28 +76,67 @@ def main() -> None:
         out = Path(tmp)
         for size in sizes:
             for name, extra in modes.items():
-                cmd = [*nst, "stylize", str(CONTENT), str(STYLE), "-m", str(model), "-o", str(out / "out.png"),
-                       "--width", str(size), "--iterations", str(args.iterations), "--optimizer", args.optimizer,
-                       "--seed", "0", "--no-log", "-q", "--overwrite", *extra]
+                cmd = [
+                    *nst,
+                    "stylize",
+                    str(CONTENT),
+                    str(STYLE),
+                    "-m",
+                    str(model),
+                    "-o",
+                    str(out / "out.png"),
+                    "--width",
+                    str(size),
+                    "--iterations",
+                    str(args.iterations),
+                    "--optimizer",
+                    args.optimizer,
+                    "--seed",
+                    "0",
+                    "--no-log",
+                    "-q",
+                    "--overwrite",
+                    *extra,
+                ]
                 results[name].append(run_measured(cmd)[1])
             if "baseline" in results:
-                cmd = [sys.executable, str(BASELINE), str(CONTENT), str(STYLE), "-m", str(model), "--size", str(size),
-                       "--iterations", str(args.iterations), "--optimizer", args.optimizer]
+                cmd = [
+                    sys.executable,
+                    str(BASELINE),
+                    str(CONTENT),
+                    str(STYLE),
+                    "-m",
+                    str(model),
+                    "--size",
+                    str(size),
+                    "--iterations",
+                    str(args.iterations),
+                    "--optimizer",
+                    args.optimizer,
+                ]
                 results["baseline"].append(run_measured(cmd)[1])
 
     rss_source = "/usr/bin/time -v" if TIME_V.exists() else "getrusage(RUSAGE_CHILDREN)"
-    print(f"# {machine()}; model {model.name}; {args.optimizer}, {args.iterations} iterations per run; "
-          f"peak RSS from {rss_source}; budget {args.budget_gib:g} GiB - {args.headroom_gib:g} GiB headroom")
+    print(
+        f"# {machine()}; model {model.name}; {args.optimizer}, {args.iterations} iterations per run; "
+        f"peak RSS from {rss_source}; budget {args.budget_gib:g} GiB - {args.headroom_gib:g} GiB headroom"
+    )
     if "nst --low-memory" not in modes:
         print("# nst stylize has no --low-memory option yet: measured without it only")
     names = list(results)
-    print("| size | pixels | " + " | ".join(f"{n} MiB" for n in names)
-          + (" | baseline / nst" if "baseline" in results else "") + " | + L-BFGS history (computed) MiB |")
+    print(
+        "| size | pixels | "
+        + " | ".join(f"{n} MiB" for n in names)
+        + (" | baseline / nst" if "baseline" in results else "")
+        + " | + L-BFGS history (computed) MiB |"
+    )
     print("|---" * (len(names) + 3 + ("baseline" in results)) + "|")
     for i, size in enumerate(sizes):
         cells = [f"{results[n][i]:.0f}" for n in names]
         ratio = [f"{results['baseline'][i] / results['nst'][i]:.2f}x"] if "baseline" in results else []
-        print(f"| {size} | {size * size} | " + " | ".join(cells + ratio) + f" | {history_mib(size, args.optimizer):.0f} |")
+        print(
+            f"| {size} | {size * size} | " + " | ".join(cells + ratio) + f" | {history_mib(size, args.optimizer):.0f} |"
+        )
 
     if len(sizes) < 2:
         print("\n(one size only: no fit)")
@@ -109,8 +148,10 @@ def main() -> None:
         a, b = fit(sizes, results[name])
         # Long run: the full L-BFGS history adds 2 x 100 x 3 x 4 bytes per pixel.
         b_long = b + history_mib(1, args.optimizer)
-        print(f"| {name} | {a:.0f} | {b * 1e6:.0f} | {largest_side(a, b, budget):.0f} | "
-              f"{largest_side(a, b_long, budget):.0f} |")
+        print(
+            f"| {name} | {a:.0f} | {b * 1e6:.0f} | {largest_side(a, b, budget):.0f} | "
+            f"{largest_side(a, b_long, budget):.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import machine, model_path  # noqa: E402
-from benchmarks.optimizers import run  # noqa: E402
+from benchmarks.common import machine, model_path
+from benchmarks.optimizers import run
 
 
 def main() -> None:
@@ -25,38 +25,54 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--optimizer", default=None, help="default: StylizeConfig's")
-    parser.add_argument("--multi-iterations", type=int, default=None,
-                        help="iterations of the multi-scale run (default: --iterations); it is timed "
-                             "until it first reaches the single-scale final loss")
+    parser.add_argument(
+        "--multi-iterations",
+        type=int,
+        default=None,
+        help="iterations of the multi-scale run (default: --iterations); it is timed "
+        "until it first reaches the single-scale final loss",
+    )
     parser.add_argument("--scales", type=int, default=3)
     parser.add_argument("--min-size", type=int, default=128)
     parser.add_argument("--model", type=Path)
     args = parser.parse_args()
+    from nst.runtime.config import StylizeConfig
     from nst.runtime.mirror import VGGMirror
-    from nst.runtime.stylize import StylizeConfig
 
     optimizer = args.optimizer or StylizeConfig().optimizer
     model = args.model or model_path()
     mirror = VGGMirror.from_onnx(model)
     run(mirror, 64, optimizer, 0.0)  # warm-up
-    print(f"# {machine()}; {optimizer}; {args.size} px; {args.iterations} iterations single-scale, "
-          f"{args.multi_iterations or args.iterations} multi-scale")
+    print(
+        f"# {machine()}; {optimizer}; {args.size} px; {args.iterations} iterations single-scale, "
+        f"{args.multi_iterations or args.iterations} multi-scale"
+    )
     single = run(mirror, args.size, optimizer, float("inf"), iterations=args.iterations)
-    multi = run(mirror, args.size, optimizer, float("inf"), scales=args.scales,
-                iterations=args.multi_iterations or args.iterations,
-                min_size=args.min_size)
+    multi = run(
+        mirror,
+        args.size,
+        optimizer,
+        float("inf"),
+        scales=args.scales,
+        iterations=args.multi_iterations or args.iterations,
+        min_size=args.min_size,
+    )
     target = min(s.total for s in single)
     final = multi[-1].size
     reached = next((s for s in multi if s.size == final and s.total <= target), None)
-    sizes = sorted({s.size for s in multi}, key=lambda wh: wh[0])
+    sizes = sorted({s.size for s in multi})  # (height, width)
     print("| run | stages | time s | final loss |")
     print("|---|---|---|---|")
-    print(f"| single-scale | {single[-1].size[0]}x{single[-1].size[1]} | {single[-1].elapsed:.1f} | {target:.4g} |")
-    print(f"| multi-scale | {' > '.join(f'{w}x{h}' for w, h in sizes)} | {multi[-1].elapsed:.1f} | "
-          f"{min(s.total for s in multi if s.size == final):.4g} |")
+    print(f"| single-scale | {single[-1].size[1]}x{single[-1].size[0]} | {single[-1].elapsed:.1f} | {target:.4g} |")
+    print(
+        f"| multi-scale | {' > '.join(f'{w}x{h}' for h, w in sizes)} | {multi[-1].elapsed:.1f} | "
+        f"{min(s.total for s in multi if s.size == final):.4g} |"
+    )
     if reached:
-        print(f"\nmulti-scale reached the single-scale final loss at {reached.elapsed:.1f} s "
-              f"(iteration {reached.iteration}): {reached.elapsed / single[-1].elapsed:.2f}x the single-scale time")
+        print(
+            f"\nmulti-scale reached the single-scale final loss at {reached.elapsed:.1f} s "
+            f"(iteration {reached.iteration}): {reached.elapsed / single[-1].elapsed:.2f}x the single-scale time"
+        )
     else:
         print("\nmulti-scale did not reach the single-scale final loss")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import machine, median, model_path  # noqa: E402
+from benchmarks.common import machine, median, model_path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "examples" / "astronaut.jpg"
@@ -27,9 +27,12 @@ class _Budget(Exception):
     pass
 
 
-def run(model, size: int, optimizer: str, seconds: float, scales: int = 1, iterations: int = 100_000, min_size: int = 128):
+def run(
+    model, size: int, optimizer: str, seconds: float, scales: int = 1, iterations: int = 100_000, min_size: int = 128
+):
     """Stylize for `seconds` (or `iterations`); return the steps (elapsed counts from the call)."""
-    from nst.runtime.stylize import StylizeConfig, stylize
+    from nst.runtime.config import StylizeConfig
+    from nst.runtime.stylize import stylize
 
     steps = []
 
@@ -38,10 +41,11 @@ def run(model, size: int, optimizer: str, seconds: float, scales: int = 1, itera
         if step.elapsed > seconds:
             raise _Budget
 
-    config = StylizeConfig(iterations=iterations, width=size, optimizer=optimizer, seed=0, scales=scales,
-                           min_size=min_size)
+    config = StylizeConfig(
+        iterations=iterations, width=size, optimizer=optimizer, seed=0, scales=scales, min_size=min_size
+    )
     try:
-        stylize(CONTENT, [STYLE], config, model=model, callback=on_step)
+        stylize(CONTENT, [STYLE], config=config, model=model, callback=on_step)
     except _Budget:
         pass
     return steps
@@ -71,12 +75,18 @@ def main() -> None:
     mirror = VGGMirror.from_onnx(model)
     run(mirror, 64, "adam", 0.0)  # warm-up: one-time imports and allocations
     run(mirror, 64, "lbfgs", 0.0)
-    print(f"# {machine()}; model {model.name}; content {CONTENT.name}, style {STYLE.name}; "
-          f"budget {args.seconds:g} s per run")
+    print(
+        f"# {machine()}; model {model.name}; content {CONTENT.name}, style {STYLE.name}; "
+        f"budget {args.seconds:g} s per run"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         results = {name: run(mirror, size, name, args.seconds) for name in ("adam", "lbfgs")}
         print(f"\n## {size} px wide")
-        print("| optimizer | s/iteration | iterations | " + " | ".join(f"loss at {f:.0%}" for f in (0.25, 0.5, 1.0)) + " |")
+        print(
+            "| optimizer | s/iteration | iterations | "
+            + " | ".join(f"loss at {f:.0%}" for f in (0.25, 0.5, 1.0))
+            + " |"
+        )
         print("|---|---|---|---|---|---|")
         for name, steps in results.items():
             cells = [f"{loss_at(steps, f * args.seconds):.4g}" for f in (0.25, 0.5, 1.0)]

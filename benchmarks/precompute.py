@@ -47,7 +47,7 @@ def interleaved(fns: dict, repeat: int) -> dict[str, list[float]]:
     """Seconds of each run of each function, the runs interleaved (A B C D A B C D ...) so
     that other load on a shared machine hits all of them alike. One warm-up run each first."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for name, fn in fns.items():
+    for fn in fns.values():
         fn()  # first-call allocations, ORT arena growth
     for _ in range(repeat):
         for name, fn in fns.items():
@@ -68,10 +68,11 @@ def main() -> None:
     import torch
 
     from nst.models.layers import STYLE_LAYERS
+    from nst.runtime.config import PrecomputeConfig
+    from nst.runtime.grams import compute_style_targets, resized_array, style_shape
     from nst.runtime.images import open_image
     from nst.runtime.mirror import VGGMirror
     from nst.runtime.ort_extractor import OrtExtractor, physical_cores
-    from nst.runtime.targets import compute_style_targets, resized_array, style_shape
 
     threads = args.threads or physical_cores()
     torch.set_num_threads(threads)
@@ -84,7 +85,7 @@ def main() -> None:
 
         def load(path: Path) -> np.ndarray:
             img = open_image(path)
-            return resized_array(img, style_shape(img.size, 1.0, args.size))  # (1, 3, H, W)
+            return resized_array(img, style_shape((img.height, img.width), 1.0, args.size))  # (1, 3, H, W)
 
         batch = np.concatenate([load(p) for p in paths])  # (K, 3, H, W)
         gram_names = [f"gram_{n}" for n in STYLE_LAYERS]
@@ -98,27 +99,35 @@ def main() -> None:
             return {f"gram_{n}": out[f"gram_{n}"].numpy() for n in STYLE_LAYERS}
 
         def ort_end_to_end():
-            return compute_style_targets(None, paths, size=args.size, batch_size=args.images, extractor=ort)
+            return compute_style_targets(
+                None, paths, config=PrecomputeConfig(size=args.size, batch_size=args.images), extractor=ort
+            )
 
         def torch_end_to_end():
             images = torch.from_numpy(np.concatenate([load(p) for p in paths]))  # (K, 3, H, W)
             with torch.no_grad():
                 return mirror(images, layers=STYLE_LAYERS, grams=STYLE_LAYERS)
 
-        t = interleaved({"ort": ort_network, "torch": torch_network,
-                         "ort_e2e": ort_end_to_end, "torch_e2e": torch_end_to_end}, args.repeat)
+        t = interleaved(
+            {"ort": ort_network, "torch": torch_network, "ort_e2e": ort_end_to_end, "torch_e2e": torch_end_to_end},
+            args.repeat,
+        )
         ort_out, torch_out = ort_network(), torch_network()
 
     error = max(float(np.abs(ort_out[k] - torch_out[k]).max() / np.abs(torch_out[k]).max()) for k in gram_names)
     h, w = batch.shape[2:]
-    print(f"{args.images} style images at {h}x{w}, {threads} threads, onnxruntime + torch {torch.__version__}, "
-          f"{args.repeat} interleaved runs each")
+    print(
+        f"{args.images} style images at {h}x{w}, {threads} threads, onnxruntime + torch {torch.__version__}, "
+        f"{args.repeat} interleaved runs each"
+    )
     # The best run is the one least disturbed by other load; the median is shown beside it.
     for label, key in (("network only", ""), ("end to end  ", "_e2e")):
         for stat, fn in (("best  ", min), ("median", statistics.median)):
             ort_s, torch_s = fn(t["ort" + key]), fn(t["torch" + key])
-            print(f"{label} {stat}  ORT batched {ort_s:6.2f} s   torch mirror {torch_s:6.2f} s   "
-                  f"ratio {torch_s / ort_s:.2f}x")
+            print(
+                f"{label} {stat}  ORT batched {ort_s:6.2f} s   torch mirror {torch_s:6.2f} s   "
+                f"ratio {torch_s / ort_s:.2f}x"
+            )
     print(f"Gram max relative difference ORT vs torch: {error:.1e}")
 
 

@@ -29,7 +29,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import CONTENT, STYLE, config_fields, forward_gflop, machine, matmul_peak_gflops, median, model_path  # noqa: E402
+from benchmarks.common import (
+    CONTENT,
+    STYLE,
+    config_fields,
+    forward_gflop,
+    machine,
+    matmul_peak_gflops,
+    median,
+    model_path,
+)
 
 # StylizeConfig options this script can switch on, if the field exists (issue 6 adds them).
 FLAGS = ("low_memory", "compile")
@@ -59,7 +68,7 @@ def cuda_peak_gflops(device, dtype, n: int = 8192, repeat: int = 20) -> float:
 def per_iteration(elapsed: list[float], warmup: int) -> float:
     """Median gap between consecutive iterations, skipping the first `warmup` iterations."""
     gaps = [b - a for a, b in zip(elapsed, elapsed[1:])]
-    return median(gaps[warmup - 1:] if warmup >= 1 else gaps)
+    return median(gaps[warmup - 1 :] if warmup >= 1 else gaps)
 
 
 def cuda_memory(device, fn):
@@ -76,19 +85,20 @@ def cuda_memory(device, fn):
 
 def nst_loop(mirror, size: int, optimizer: str, iterations: int, warmup: int, device, extra: dict) -> float:
     """s/iteration of stylize() at size x size."""
-    from nst.runtime.stylize import StylizeConfig, stylize
+    from nst.runtime.config import StylizeConfig
+    from nst.runtime.stylize import stylize
 
     elapsed: list[float] = []
-    config = StylizeConfig(iterations=warmup + iterations, width=size, optimizer=optimizer, seed=0,
-                           device=str(device), **extra)
-    stylize(CONTENT, [STYLE], config, model=mirror, callback=lambda step: elapsed.append(step.elapsed))
+    config = StylizeConfig(
+        iterations=warmup + iterations, width=size, optimizer=optimizer, seed=0, device=str(device), **extra
+    )
+    stylize(CONTENT, [STYLE], config=config, model=mirror, callback=lambda step: elapsed.append(step.elapsed))
     return per_iteration(elapsed, warmup)
 
 
 def baseline_loop(base, size: int, optimizer: str, iterations: int, warmup: int) -> float:
     elapsed: list[float] = []
-    base.run(base.start_image((1, 3, size, size)), optimizer, warmup + iterations,
-             lambda i, loss, t: elapsed.append(t))
+    base.run(base.start_image((1, 3, size, size)), optimizer, warmup + iterations, lambda i, loss, t: elapsed.append(t))
     return per_iteration(elapsed, warmup)
 
 
@@ -106,7 +116,7 @@ def split(forward, loss, image, repeat: int, device) -> dict[str, float]:
     for i in range(repeat + 1):  # the first round is a warm-up
         image.grad = None
         feats, t_forward = clock(lambda: forward(image))
-        total, t_loss = clock(lambda: loss(image, feats))
+        total, t_loss = clock(lambda feats=feats: loss(image, feats))
         _, t_backward = clock(total.backward)
         if i:
             for name, t in zip(times, (t_forward, t_loss, t_backward)):
@@ -115,42 +125,28 @@ def split(forward, loss, image, repeat: int, device) -> dict[str, float]:
 
 
 def nst_pieces(mirror, size: int, device, config):
-    """nst's forward and loss as the stylize objective computes them (same layers, autocast,
-    checkpointing), for the split; and the full objective, to check the pieces add up."""
+    """nst's own objective (the product's terms, precision, layout and checkpointing), and its
+    forward and loss halves for the split."""
     import torch
 
-    import nst.runtime.stylize as st
-    from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
-    from nst.runtime.losses import content_loss, gram, style_layer_weights, style_loss, tv_loss
-
     from benchmarks.baseline import load
+    from nst.contract import gram
+    from nst.models.layers import STYLE_LAYERS
+    from nst.runtime.device import autocast, channels_last
+    from nst.runtime.objective import Objective, reference_terms
 
     content, style = load(CONTENT, size).to(device), load(STYLE, size).to(device)  # (1, 3, size, size)
-    autocast = getattr(st, "_autocast", None)  # the product's precision switch (bf16 on CUDA)
-    autocast = autocast(device) if autocast else torch.autocast(device.type, enabled=False)
-    with torch.no_grad(), autocast:
+    with torch.no_grad():
         feats = mirror(style, layers=STYLE_LAYERS)
     grams = {n: gram(feats[n].float()) for n in STYLE_LAYERS}
-    content_w = {n: config.content_weight * s for n, s in zip(CONTENT_LAYERS, (config.content_weight_blend,
-                                                                             1 - config.content_weight_blend)) if s > 0}
-    layers = tuple(content_w) + STYLE_LAYERS
-    with torch.no_grad(), autocast:
-        targets = {n: f.float() for n, f in mirror(content, layers=tuple(content_w)).items()}
-    layer_w = style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp)
-    checkpoint = bool(getattr(config, "low_memory", False))
-
-    def forward(image):
-        with autocast:
-            return mirror(image, layers=layers, **({"checkpoint": True} if checkpoint else {}))
-
-    def loss(image, f):
-        c = sum(w * content_loss(f[n].float(), targets[n]) for n, w in content_w.items())
-        s = sum(layer_w[n] * style_loss(gram(f[n].float()), grams[n]) for n in STYLE_LAYERS)
-        return c + config.style_weight * s + config.tv_weight * tv_loss(image)
-
-    with torch.no_grad():
-        objective = st.make_objective(mirror, content, [grams], (1.0,), config)
-    return forward, loss, objective, layers
+    objective = Objective(
+        mirror,
+        reference_terms(mirror, content, [grams], (1.0,), config),
+        precision=autocast(device, config.precision),
+        channels_last=channels_last(device),
+        checkpoint=config.low_memory,
+    )
+    return objective.features, lambda image, f: objective.evaluate(image, f)[0], objective, objective.layers
 
 
 def timed_objective(objective, image, repeat: int, device) -> float:
@@ -185,7 +181,9 @@ def main() -> None:
     import torch
 
     from benchmarks.baseline import Baseline, load
-    from nst.runtime.stylize import StylizeConfig, load_model, resolve_device
+    from nst.runtime.config import StylizeConfig
+    from nst.runtime.device import resolve_device
+    from nst.runtime.stylize import load_mirror
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,7 +197,7 @@ def main() -> None:
             else:
                 notes.append(f"--{flag.replace('_', '-')} ignored: StylizeConfig has no {flag} field yet")
     model = args.model or model_path()
-    mirror = load_model(model).to(device)
+    mirror = load_mirror(model).to(device)
     sizes = [int(s) for s in args.sizes.split(",")]
     optimizers = args.optimizers.split(",")
 
@@ -210,12 +208,19 @@ def main() -> None:
         peaks = {"fp32": matmul_peak_gflops()}
         peak_name = "fp32"
     peak = peaks[peak_name]
-    print(f"# {machine()}; device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
-    print(f"# model {model.name}; {args.warmup} warm-up + {args.iterations} timed iterations per loop; "
-          f"split: median of {args.repeat}; options {extra or 'none'}")
-    print("# matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
-          + f"; fractions below are of the {peak_name} one")
+    print(
+        f"# {machine()}; device {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    )
+    print(
+        f"# model {model.name}; {args.warmup} warm-up + {args.iterations} timed iterations per loop; "
+        f"split: median of {args.repeat}; options {extra or 'none'}"
+    )
+    print(
+        "# matmul peak: "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
+        + f"; fractions below are of the {peak_name} one"
+    )
     for note in notes:
         print(f"# {note}")
 
@@ -231,14 +236,24 @@ def main() -> None:
         if not args.no_baseline:
             base = Baseline(model, load(CONTENT, size), load(STYLE, size), device)
         for opt in optimizers:
-            nst_s, nst_mem = cuda_memory(device, lambda: nst_loop(mirror, size, opt, args.iterations, args.warmup,
-                                                                  device, extra))
-            base_s, base_mem = (cuda_memory(device, lambda: baseline_loop(base, size, opt, args.iterations,
-                                                                          args.warmup)) if base else (None, None))
+            nst_s, nst_mem = cuda_memory(
+                device, lambda s=size, o=opt: nst_loop(mirror, s, o, args.iterations, args.warmup, device, extra)
+            )
+            base_s, base_mem = (
+                cuda_memory(device, lambda b=base, s=size, o=opt: baseline_loop(b, s, o, args.iterations, args.warmup))
+                if base
+                else (None, None)
+            )
             rows.append((f"{opt} s/iteration", nst_s, base_s, "time"))
             rows.append((f"{opt} GFLOP/s", 2 * gflop / nst_s, base_s and 2 * gflop / base_s, "rate"))
-            rows.append((f"{opt} fraction of the {peak_name} peak", 2 * gflop / nst_s / peak,
-                         base_s and 2 * gflop / base_s / peak, "rate"))
+            rows.append(
+                (
+                    f"{opt} fraction of the {peak_name} peak",
+                    2 * gflop / nst_s / peak,
+                    base_s and 2 * gflop / base_s / peak,
+                    "rate",
+                )
+            )
             if nst_mem is not None:
                 rows.append((f"{opt} CUDA max allocated MiB", nst_mem, base_mem, "time"))
             summary.append((size, opt, nst_s, base_s, 2 * gflop / nst_s / peak))
@@ -249,11 +264,14 @@ def main() -> None:
         for piece in ("forward", "loss", "backward"):
             rows.append((f"{piece} s", nst_split[piece], base_split.get(piece), "time"))
         rows.append(("sum of the three s", sum(nst_split.values()), sum(base_split.values()) or None, "time"))
-        rows.append(("objective + backward as one s", timed_objective(objective, image, args.repeat, device),
-                     None, "time"))
+        rows.append(
+            ("objective + backward as one s", timed_objective(objective, image, args.repeat, device), None, "time")
+        )
 
-        print(f"\n## {size}x{size} px: forward to {layers[-1] if layers else '-'} = {gflop:.1f} GFLOP, "
-              f"an iteration = 2 x that")
+        print(
+            f"\n## {size}x{size} px: forward to {layers[-1] if layers else '-'} = {gflop:.1f} GFLOP, "
+            f"an iteration = 2 x that"
+        )
         print("| figure | nst | baseline | ratio |")
         print("|---|---|---|---|")
         for name, nst_v, base_v, kind in rows:
@@ -266,8 +284,10 @@ def main() -> None:
     print(f"| size | optimizer | nst s/iter | baseline s/iter | ratio | nst fraction of {peak_name} peak |")
     print("|---|---|---|---|---|---|")
     for size, opt, nst_s, base_s, frac in summary:
-        print(f"| {size} | {opt} | {nst_s:.3f} | {f'{base_s:.3f}' if base_s else '-'} | "
-              f"{f'{base_s / nst_s:.2f}x' if base_s else '-'} | {frac:.0%} |")
+        print(
+            f"| {size} | {opt} | {nst_s:.3f} | {f'{base_s:.3f}' if base_s else '-'} | "
+            f"{f'{base_s / nst_s:.2f}x' if base_s else '-'} | {frac:.0%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import CONTENT, STYLE, TIME_V, machine, median, model_path, nst_command, run_measured  # noqa: E402
+from benchmarks.common import CONTENT, STYLE, TIME_V, machine, median, model_path, nst_command, run_measured
 
 BASELINE = Path(__file__).resolve().parent / "baseline.py"
 
@@ -34,8 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="content width (the content is square)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command (median)")
-    parser.add_argument("--extra-iterations", type=int, default=2,
-                        help="K: one iteration = (T(1 + K iterations) - T(1)) / K")
+    parser.add_argument(
+        "--extra-iterations", type=int, default=2, help="K: one iteration = (T(1 + K iterations) - T(1)) / K"
+    )
     parser.add_argument("--model", type=Path, help="the ONNX extractor (default: seeded random VGG-19)")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
@@ -46,20 +47,56 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nst-startup-") as tmp:
         folder = Path(tmp)
         targets = folder / "style.targets"
-        subprocess.run([*nst, "precompute-style", str(STYLE), "-m", str(model), "-o", str(targets),
-                        "--size", str(args.size)], check=True, capture_output=True)
+        subprocess.run(
+            [*nst, "precompute-style", str(STYLE), "-m", str(model), "-o", str(targets), "--size", str(args.size)],
+            check=True,
+            capture_output=True,
+        )
 
         def stylize(iterations: int) -> list[str]:
-            return [*nst, "stylize", str(CONTENT), "--targets", str(targets), "-m", str(model),
-                    "-o", str(folder / "out.png"), "--width", str(args.size), "--iterations", str(iterations),
-                    "--seed", "0", "--no-log", "-q", "--overwrite"]
+            return [
+                *nst,
+                "stylize",
+                str(CONTENT),
+                "--targets",
+                str(targets),
+                "-m",
+                str(model),
+                "-o",
+                str(folder / "out.png"),
+                "--width",
+                str(args.size),
+                "--iterations",
+                str(iterations),
+                "--seed",
+                "0",
+                "--no-log",
+                "-q",
+                "--overwrite",
+            ]
 
         def baseline(iterations: int) -> list[str]:
-            return [sys.executable, str(BASELINE), str(CONTENT), str(STYLE), "-m", str(model), "--size",
-                    str(args.size), "--iterations", str(iterations), "-o", str(folder / "base.png")]
+            return [
+                sys.executable,
+                str(BASELINE),
+                str(CONTENT),
+                str(STYLE),
+                "-m",
+                str(model),
+                "--size",
+                str(args.size),
+                "--iterations",
+                str(iterations),
+                "-o",
+                str(folder / "base.png"),
+            ]
 
-        commands = {"help": [*nst, "--help"], "import torch": [sys.executable, "-c", "import torch"],
-                    "nst 1": stylize(1), "nst K": stylize(1 + k)}
+        commands = {
+            "help": [*nst, "--help"],
+            "import torch": [sys.executable, "-c", "import torch"],
+            "nst 1": stylize(1),
+            "nst K": stylize(1 + k),
+        }
         if not args.no_baseline:
             commands |= {"base 1": baseline(1), "base K": baseline(1 + k)}
         seconds: dict[str, list[float]] = {name: [] for name in commands}
@@ -72,20 +109,30 @@ def main() -> None:
 
     t = {name: median(v) for name, v in seconds.items()}
     m = {name: max(v) for name, v in rss.items()}
-    rows = [("`nst --help` s", t["help"], None), ("`python -c 'import torch'` s (for reference)", t["import torch"], None),
-            ("peak RSS of `nst --help` MiB", m["help"], None)]
+    rows = [
+        ("`nst --help` s", t["help"], None),
+        ("`python -c 'import torch'` s (for reference)", t["import torch"], None),
+        ("peak RSS of `nst --help` MiB", m["help"], None),
+    ]
     for label, key in (("run of 1 iteration s", "1"), (f"run of {1 + k} iterations s", "K")):
         rows.append((label, t[f"nst {key}"], t.get(f"base {key}")))
     per_iter = {who: (t[f"{who} K"] - t[f"{who} 1"]) / k for who in ("nst", "base") if f"{who} 1" in t}
     rows.append(("one iteration s (derived)", per_iter["nst"], per_iter.get("base")))
-    rows.append(("start-up s = run of 1 - one iteration", t["nst 1"] - per_iter["nst"],
-                 t["base 1"] - per_iter["base"] if "base" in per_iter else None))
+    rows.append(
+        (
+            "start-up s = run of 1 - one iteration",
+            t["nst 1"] - per_iter["nst"],
+            t["base 1"] - per_iter["base"] if "base" in per_iter else None,
+        )
+    )
     rows.append(("peak RSS, run of 1 iteration MiB", m["nst 1"], m.get("base 1")))
     rows.append((f"peak RSS, run of {1 + k} iterations MiB", m["nst K"], m.get("base K")))
 
     rss_source = "/usr/bin/time -v" if TIME_V.exists() else "getrusage(RUSAGE_CHILDREN)"
-    print(f"# {machine()}; {args.size}x{args.size} px; model {model.name}; median of {args.repeat} "
-          f"interleaved runs; peak RSS (max of the runs) from {rss_source}")
+    print(
+        f"# {machine()}; {args.size}x{args.size} px; model {model.name}; median of {args.repeat} "
+        f"interleaved runs; peak RSS (max of the runs) from {rss_source}"
+    )
     print("# issue 6 targets at 512 px on the 2-core CPU: start-up <= 1.5 s, peak RSS <= 700 MiB")
     print("| figure | nst | baseline | ratio (baseline / nst) |")
     print("|---|---|---|---|")

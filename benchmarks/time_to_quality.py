@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import CONTENT, STYLE, config_fields, machine, model_path  # noqa: E402
+from benchmarks.common import CONTENT, STYLE, config_fields, machine, model_path
 
 FLAGS = ("low_memory", "compile")
 GRID = 200  # rows of the common-time-grid CSV
@@ -50,7 +50,7 @@ def run(mirror, config, target: float | None, cap: float, full: tuple[int, int] 
             raise _Stop
 
     try:
-        stylize(CONTENT, [STYLE], config, model=mirror, callback=on_step)
+        stylize(CONTENT, [STYLE], config=config, model=mirror, callback=on_step)
     except _Stop:
         pass
     return steps
@@ -73,7 +73,7 @@ def plot(curves: dict, full, target: float, reached: dict, path: Path, title: st
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, steps in curves.items():
         pts = [(s.elapsed, s.total) for s in steps if s.size == full]
-        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
+        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
         if reached.get(name) is not None:
             ax.axvline(reached[name], color=line.get_color(), linestyle=":", linewidth=1)
     ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="single-scale best loss")
@@ -95,28 +95,38 @@ def main() -> None:
     parser.add_argument("--scales", type=int, default=3, help="stages of the multi-scale runs")
     parser.add_argument("--min-size", type=int, default=128, help="long side of the coarsest stage")
     parser.add_argument("--optimizers", default="lbfgs,adam", help="one multi-scale run per optimizer")
-    parser.add_argument("--multi-iterations", type=int, help="iterations of each multi-scale run, split evenly "
-                                                             "over the stages (default: --iterations)")
-    parser.add_argument("--cap", type=float, help="stop a multi-scale run after this many seconds "
-                                                  "(default: the single-scale time)")
+    parser.add_argument(
+        "--multi-iterations",
+        type=int,
+        help="iterations of each multi-scale run, split evenly over the stages (default: --iterations)",
+    )
+    parser.add_argument(
+        "--cap", type=float, help="stop a multi-scale run after this many seconds (default: the single-scale time)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--low-memory", action="store_true", help="StylizeConfig(low_memory=True), if it exists")
     parser.add_argument("--compile", action="store_true", help="StylizeConfig(compile=True), if it exists")
     parser.add_argument("--model", type=Path, help="the ONNX extractor (default: seeded random VGG-19)")
     args = parser.parse_args()
 
-    from nst.runtime.stylize import StylizeConfig, load_model
+    from nst.runtime.config import StylizeConfig
+    from nst.runtime.stylize import load_mirror
 
     fields = config_fields()
     extra = {f: True for f in FLAGS if getattr(args, f) and f in fields}
     ignored = [f for f in FLAGS if getattr(args, f) and f not in fields]
     model = args.model or model_path()
-    mirror = load_model(model)
+    mirror = load_mirror(model)
     run(mirror, StylizeConfig(iterations=2, width=32, seed=0), None, float("inf"), None)  # warm-up
 
     single_name = "lbfgs 1 scale"
-    single = run(mirror, StylizeConfig(iterations=args.iterations, width=args.size, optimizer="lbfgs", seed=0,
-                                       **extra), None, float("inf"), None)
+    single = run(
+        mirror,
+        StylizeConfig(iterations=args.iterations, width=args.size, optimizer="lbfgs", seed=0, **extra),
+        None,
+        float("inf"),
+        None,
+    )
     full = single[-1].size
     target = min(s.total for s in single)
     single_time = single[-1].elapsed
@@ -125,8 +135,15 @@ def main() -> None:
     reached: dict[str, float | None] = {single_name: single_time}
     for opt in args.optimizers.split(","):
         name = f"{opt} {args.scales} scales"
-        config = StylizeConfig(iterations=args.multi_iterations or args.iterations, width=args.size, optimizer=opt,
-                               seed=0, scales=args.scales, min_size=args.min_size, **extra)
+        config = StylizeConfig(
+            iterations=args.multi_iterations or args.iterations,
+            width=args.size,
+            optimizer=opt,
+            seed=0,
+            scales=args.scales,
+            min_size=args.min_size,
+            **extra,
+        )
         steps = run(mirror, config, target, cap, full)
         curves[name] = steps
         hit = next((s for s in steps if s.size == full and s.total <= target), None)
@@ -147,22 +164,32 @@ def main() -> None:
         writer.writerow(["configuration", "iteration", "stage", "width", "height", "elapsed_s", "total"])
         for name, steps in curves.items():
             for s in steps:
-                writer.writerow([name, s.iteration, s.scale, s.size[0], s.size[1], f"{s.elapsed:.4f}", f"{s.total:.6g}"])
+                writer.writerow(
+                    [name, s.iteration, s.stage, s.size[1], s.size[0], f"{s.elapsed:.4f}", f"{s.total:.6g}"]
+                )
 
     title = f"{machine()}; {args.size} px"
-    print(f"# {title}; model {model.name}; options {extra or 'none'}"
-          + (f" ({', '.join(ignored)} ignored: no such StylizeConfig field yet)" if ignored else ""))
-    print(f"# reference: {single_name}, {len(single)} iterations, best loss {target:.6g} in {single_time:.1f} s; "
-          f"multi-scale runs capped at {cap:.1f} s; issue 6 target: <= 1/3 of the single-scale time")
-    print("| configuration | stages | iterations run | best full-size loss | seconds to reach the reference | "
-          "ratio to single-scale time |")
+    print(
+        f"# {title}; model {model.name}; options {extra or 'none'}"
+        + (f" ({', '.join(ignored)} ignored: no such StylizeConfig field yet)" if ignored else "")
+    )
+    print(
+        f"# reference: {single_name}, {len(single)} iterations, best loss {target:.6g} in {single_time:.1f} s; "
+        f"multi-scale runs capped at {cap:.1f} s; issue 6 target: <= 1/3 of the single-scale time"
+    )
+    print(
+        "| configuration | stages | iterations run | best full-size loss | seconds to reach the reference | "
+        "ratio to single-scale time |"
+    )
     print("|---|---|---|---|---|---|")
     for name, steps in curves.items():
-        stages = " > ".join(f"{w}x{h}" for w, h in sorted({s.size for s in steps}))
+        stages = " > ".join(f"{w}x{h}" for h, w in sorted({s.size for s in steps}))
         best = best_by(steps, full, float("inf"))
         t = reached[name]
-        print(f"| {name} | {stages} | {len(steps)} | {best if best is not None else float('nan'):.6g} | "
-              f"{f'{t:.1f}' if t is not None else 'not reached'} | {f'{t / single_time:.2f}' if t is not None else '-'} |")
+        print(
+            f"| {name} | {stages} | {len(steps)} | {best if best is not None else float('nan'):.6g} | "
+            f"{f'{t:.1f}' if t is not None else 'not reached'} | {f'{t / single_time:.2f}' if t is not None else '-'} |"
+        )
     print(f"\nwrote {grid_path} and {steps_path}")
     print(plot(curves, full, target, reached, args.out / "time_to_quality.png", title))
 

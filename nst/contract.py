@@ -51,14 +51,16 @@ def gram(features: Array) -> Array:
     divides by the feature map's size C*H*W; the paper (Gatys et al. 2015, eq. 3-5) uses
     the raw F F^T and folds 1/(4 N^2 M^2) into the loss.
     """
-    n, c, h, w = features.shape  # type: ignore[attr-defined]
-    flat = features.reshape(n, c, h * w)  # type: ignore[attr-defined]  # (N, C, HW)
+    array: Any = features
+    n, c, h, w = array.shape
+    flat = array.reshape(n, c, h * w)  # (N, C, HW)
     size = c * h * w
     if isinstance(flat, np.ndarray):
-        return (flat @ flat.transpose(0, 2, 1)) / np.asarray(size, dtype=flat.dtype)  # type: ignore[return-value]
+        result: Any = (flat @ flat.transpose(0, 2, 1)) / np.asarray(size, dtype=flat.dtype)
+        return result
     import torch
 
-    return torch.bmm(flat, flat.transpose(1, 2)) / size  # type: ignore[return-value]  # (N, C, C)
+    return torch.bmm(flat, flat.transpose(1, 2)) / size  # (N, C, C)
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,18 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     try:
         return onnx.load(str(path), load_external_data=load_weights)
     except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelError(f"cannot read {path} as an ONNX model ({exc}); export it again with `nst export-vgg`") from None
+        raise ModelError(
+            f"cannot read {path} as an ONNX model ({exc}); export it again with `nst export-vgg`"
+        ) from None
 
 
 def model_info(model: Any, path: str | Path) -> ModelInfo:
     """Parse and check the nst metadata of a loaded `ModelProto`."""
-    props = {p.key[len(_PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(_PREFIX)}
+    props = {p.key[len(_PREFIX) :]: p.value for p in model.metadata_props if p.key.startswith(_PREFIX)}
     if "format" not in props:
-        raise ModelError(f"{path} is an ONNX model but not an nst extractor (no nst.* metadata); export one with `nst export-vgg`")
+        raise ModelError(
+            f"{path} is an ONNX model but not an nst extractor (no nst.* metadata); export one with `nst export-vgg`"
+        )
     if props["format"] != FORMAT_VERSION:
         raise ModelError(
             f"{path} has nst format {props['format']}, this nst reads format {FORMAT_VERSION}; export it again"

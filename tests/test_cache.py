@@ -14,6 +14,7 @@ from nst.errors import ConfigError, DownloadError, WeightsError
 from nst.export.cached import cached_model, cached_model_path
 from nst.export.onnx_graph import ExportConfig
 from nst.models import cache, registry
+
 from weights_server import closed_port_url, fixture_weights, weights_home  # noqa: F401 (fixtures)
 
 FILE = "imagenet-vgg-verydeep-19.mat"
@@ -34,7 +35,7 @@ def test_registry_urls_and_override(monkeypatch):
     assert registry.get("vgg19-2015").download_urls()[0].endswith("/models/beta16/imagenet-vgg-verydeep-19.mat")
     monkeypatch.setenv("NST_WEIGHTS_URL", "http://mirror.invalid/nst/")
     assert registry.get("vgg16").download_urls() == ("http://mirror.invalid/nst/imagenet-vgg-verydeep-16.mat",)
-    with pytest.raises(ConfigError, match="unknown weights 'vgg91'.*did you mean vgg19"):
+    with pytest.raises(ConfigError, match=r"unknown weights 'vgg91'.*did you mean vgg19"):
         registry.get("vgg91")
 
 
@@ -128,8 +129,11 @@ def test_file_placed_by_hand_is_checked_once(fixture_weights):
 
 
 def test_unknown_weights_are_a_clear_error(weights_home):
-    with pytest.raises(WeightsError, match=r"weights file not found: nope\.mat \(give a \.mat file, or one of "
-                                           r"the known weights vgg19, vgg16, vgg19-2015"):
+    with pytest.raises(
+        WeightsError,
+        match=r"weights file not found: nope\.mat \(give a \.mat file, or one of "
+        r"the known weights vgg19, vgg16, vgg19-2015",
+    ):
         cached_model("nope.mat")
 
 
@@ -168,8 +172,10 @@ def test_cli_download_without_network_is_one_line(weights_home, monkeypatch):
     step, error = result.output.splitlines()  # what it tried, then one error line
     assert step.startswith("downloading vgg16 weights (imagenet-vgg-verydeep-16.mat) from http://127.0.0.1:")
     assert error.startswith("Error: cannot download imagenet-vgg-verydeep-16.mat (")
-    assert error.endswith("connection refused). Without network, get the file by other means and pass it with "
-                          f"--weights PATH, or put it at {weights_home}/weights/imagenet-vgg-verydeep-16.mat.")
+    assert error.endswith(
+        "connection refused). Without network, get the file by other means and pass it with "
+        f"--weights PATH, or put it at {weights_home}/weights/imagenet-vgg-verydeep-16.mat."
+    )
 
 
 def test_export_vgg_accepts_a_registry_name(fixture_weights, tmp_path):

@@ -20,7 +20,19 @@ def runner():
 
 def test_export_summary(runner, make_mat, tmp_path):
     out = tmp_path / "m.onnx"
-    result = runner.invoke(main, ["export-vgg", str(make_mat("vgg16", "old")), "-o", str(out), "--layers", "relu3_1,relu2_1", "--pooling", "avg"])
+    result = runner.invoke(
+        main,
+        [
+            "export-vgg",
+            str(make_mat("vgg16", "old")),
+            "-o",
+            str(out),
+            "--layers",
+            "relu3_1,relu2_1",
+            "--pooling",
+            "avg",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
         rf"exported vgg16 \(avg pooling; 2 layers \+ 2 grams: relu2_1,relu3_1\) to {re.escape(str(out))}, [\d.]+ MB in [\d.]+ s\n",
@@ -32,7 +44,9 @@ def test_export_summary(runner, make_mat, tmp_path):
 
 def test_no_grams_and_swap(runner, make_mat, tmp_path):
     out = tmp_path / "m.onnx"
-    result = runner.invoke(main, ["export-vgg", str(make_mat()), "-o", str(out), "--layers", "relu1_1", "--no-grams", "--swap-kernel-axes"])
+    result = runner.invoke(
+        main, ["export-vgg", str(make_mat()), "-o", str(out), "--layers", "relu1_1", "--no-grams", "--swap-kernel-axes"]
+    )
     assert result.exit_code == 0, result.output
     model = onnx.load(str(out))
     assert [o.name for o in model.graph.output] == ["relu1_1"]
@@ -54,7 +68,11 @@ def test_existing_output_is_kept(runner, make_mat, tmp_path):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--layers", "relu4_22"], 1, "Error: unknown layer 'relu4_22' for vgg19. Did you mean 'relu4_2'? Valid layers: conv1_1,"),
+        (
+            ["--layers", "relu4_22"],
+            1,
+            "Error: unknown layer 'relu4_22' for vgg19. Did you mean 'relu4_2'? Valid layers: conv1_1,",
+        ),
         (["--pooling", "median"], 2, "Error: Invalid value for '--pooling': 'median' is not one of 'max', 'avg'."),
     ],
 )
@@ -71,7 +89,9 @@ def test_bad_weights_one_line(runner, tmp_path):
     bad.write_text("hello")
     result = runner.invoke(main, ["export-vgg", str(bad), "-o", str(tmp_path / "m.onnx")])
     assert result.exit_code == 1
-    assert result.output.count("\n") == 1 and result.output.startswith(f"Error: cannot read {bad} as a MatConvNet .mat file")
+    assert result.output.count("\n") == 1 and result.output.startswith(
+        f"Error: cannot read {bad} as a MatConvNet .mat file"
+    )
     result = runner.invoke(main, ["export-vgg", str(tmp_path / "missing.mat"), "-o", str(tmp_path / "m.onnx")])
     assert result.output == f"Error: weights file not found: {tmp_path / 'missing.mat'}\n"
 

@@ -26,9 +26,26 @@ def test_cli_writes_targets(vgg19_onnx, tmp_path):
     a = _write_rgb(tmp_path / "a.png", 20, 30, seed=1)
     b = _write_rgb(tmp_path / "b.jpg", 30, 20, seed=2)
     out = tmp_path / "style.targets"
-    result = CliRunner().invoke(main, ["precompute-style", str(a), str(b), "-m", str(vgg19_onnx), "-o", str(out),
-                                       "--size", "30", "--style-scales", "1,0.5", "--batch-size", "4",
-                                       "--provider", "cpu"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "precompute-style",
+            str(a),
+            str(b),
+            "-m",
+            str(vgg19_onnx),
+            "-o",
+            str(out),
+            "--size",
+            "30",
+            "--style-scales",
+            "1,0.5",
+            "--batch-size",
+            "4",
+            "--provider",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
         rf"wrote {re.escape(str(out))}: 2 styles x 2 scales \(1,0.5\), 5 layers "
@@ -46,8 +63,10 @@ _OUT = "-o {tmp}/s.targets"
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ("{style} -m {tmp}/none.onnx " + _OUT,
-         "model file not found: {tmp}/none.onnx; create one with `nst export-vgg WEIGHTS -o {tmp}/none.onnx`"),
+        (
+            "{style} -m {tmp}/none.onnx " + _OUT,
+            "model file not found: {tmp}/none.onnx; create one with `nst export-vgg WEIGHTS -o {tmp}/none.onnx`",
+        ),
         ("{style} -m {model} --style-scales , " + _OUT, "--style-scales needs at least one value"),
         ("{tmp}/missing.png -m {model} " + _OUT, "image not found: {tmp}/missing.png"),
         ("{style} -m {model} -o {tmp}/no/folder/s.targets", "folder {tmp}/no/folder does not exist; create it first"),
@@ -90,8 +109,19 @@ def test_cli_provider_cuda_without_gpu(vgg19_onnx, tmp_path):
     if cuda_unavailable_reason() is None:
         pytest.skip("CUDA is usable here")
     style = _write_rgb(tmp_path / "s.png", 16, 16, seed=0)
-    result = CliRunner().invoke(main, ["precompute-style", str(style), "-m", str(vgg19_onnx),
-                                       "-o", str(tmp_path / "s.targets"), "--provider", "cuda"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "precompute-style",
+            str(style),
+            "-m",
+            str(vgg19_onnx),
+            "-o",
+            str(tmp_path / "s.targets"),
+            "--provider",
+            "cuda",
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.strip() == (
         f"Error: provider cuda is not usable: {cuda_unavailable_reason()}; use --provider cpu (or auto)"
@@ -112,4 +142,3 @@ def test_every_config_field_is_an_option_in_help():
         assert f.name in defaults
     assert defaults["size"] == PrecomputeConfig.size == 512
     assert defaults["style_scales"] == "1.0" and defaults["batch_size"] == 8 and defaults["provider"] == "auto"
-

@@ -28,8 +28,21 @@ def files(tmp_path_factory):
 
 
 def _invoke(args, model, files, out, extra=()):
-    argv = ["stylize", str(files["content"]), *[str(files[a]) if a in files else a for a in args],
-            "-m", str(model), "-o", str(out), "--iterations", "3", "--seed", "0", "-q", *extra]
+    argv = [
+        "stylize",
+        str(files["content"]),
+        *[str(files[a]) if a in files else a for a in args],
+        "-m",
+        str(model),
+        "-o",
+        str(out),
+        "--iterations",
+        "3",
+        "--seed",
+        "0",
+        "-q",
+        *extra,
+    ]
     return CliRunner().invoke(main, argv)
 
 
@@ -59,12 +72,19 @@ def test_seed_reproduces_and_jpeg_output(vgg19_onnx, files, tmp_path):
 
 def test_checkpoints_at_their_iterations(vgg19_onnx, files, tmp_path):
     out = tmp_path / "out.png"
-    result = _invoke(["style"], vgg19_onnx, files, out, ["--iterations", "7", "--checkpoint-iterations", "3", "--no-log"])
+    result = _invoke(
+        ["style"], vgg19_onnx, files, out, ["--iterations", "7", "--checkpoint-iterations", "3", "--no-log"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.0003.png", "out.0006.png", "out.png"]
     template = str(tmp_path / "ck_%s.jpg")
-    result = _invoke(["style"], vgg19_onnx, files, tmp_path / "o2.png",
-                     ["--iterations", "4", "--checkpoint-iterations", "2", "--checkpoint-output", template, "--no-log"])
+    result = _invoke(
+        ["style"],
+        vgg19_onnx,
+        files,
+        tmp_path / "o2.png",
+        ["--iterations", "4", "--checkpoint-iterations", "2", "--checkpoint-output", template, "--no-log"],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ck_2.jpg").is_file() and not (tmp_path / "ck_4.jpg").exists()
 
@@ -72,14 +92,59 @@ def test_checkpoints_at_their_iterations(vgg19_onnx, files, tmp_path):
 def test_every_option_at_once(vgg19_onnx, files, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "out.png"
-    result = _invoke(["style", "style2"], vgg19_onnx, files, out, [
-        "--width", "32", "--style-scales", "1,0.8", "--content-weight", "4", "--content-weight-blend", "0.5",
-        "--style-weight", "300", "--style-layer-weight-exp", "1.5", "--style-blend-weights", "0.7,0.3",
-        "--tv-weight", "50", "--optimizer", "adam", "--learning-rate", "5", "--beta1", "0.8", "--beta2", "0.99",
-        "--epsilon", "1e-6", "--initial", str(files["style"]), "--initial-noiseblend", "0.5",
-        "--preserve-colors", "histogram", "--pooling", "avg", "--device", "cpu", "--scales", "2",
-        "--min-size", "16", "--print-iterations", "1", "--plot", "--iterations", "4",
-    ])
+    result = _invoke(
+        ["style", "style2"],
+        vgg19_onnx,
+        files,
+        out,
+        [
+            "--width",
+            "32",
+            "--style-scales",
+            "1,0.8",
+            "--content-weight",
+            "4",
+            "--content-weight-blend",
+            "0.5",
+            "--style-weight",
+            "300",
+            "--style-layer-weight-exp",
+            "1.5",
+            "--style-blend-weights",
+            "0.7,0.3",
+            "--tv-weight",
+            "50",
+            "--optimizer",
+            "adam",
+            "--learning-rate",
+            "5",
+            "--beta1",
+            "0.8",
+            "--beta2",
+            "0.99",
+            "--epsilon",
+            "1e-6",
+            "--initial",
+            str(files["style"]),
+            "--initial-noiseblend",
+            "0.5",
+            "--preserve-colors",
+            "histogram",
+            "--pooling",
+            "avg",
+            "--device",
+            "cpu",
+            "--scales",
+            "2",
+            "--min-size",
+            "16",
+            "--print-iterations",
+            "1",
+            "--plot",
+            "--iterations",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "iteration     4/4: total" in result.output
     with Image.open(out) as img:
@@ -106,10 +171,14 @@ def test_targets_instead_of_styles(vgg19_onnx, make_onnx, files, tmp_path):
     good = save_targets(compute_style_targets(vgg19_onnx, [files["style"]], width=40), tmp_path / "g.targets")
     result = _invoke(["--targets", str(good)], vgg19_onnx, files, tmp_path / "out.png", ["--no-log"])
     assert result.exit_code == 0, result.output
-    bad = save_targets(compute_style_targets(make_onnx(seed=1), [files["style"]], config=PrecomputeConfig(size=32)),
-                       tmp_path / "b.targets")
+    bad = save_targets(
+        compute_style_targets(make_onnx(seed=1), [files["style"]], config=PrecomputeConfig(size=32)),
+        tmp_path / "b.targets",
+    )
     result = _invoke(["--targets", str(bad)], vgg19_onnx, files, tmp_path / "bad.png", ["--no-log"])
-    assert result.exit_code == 1 and result.output.startswith("Error: the style targets were computed with model weights")
+    assert result.exit_code == 1 and result.output.startswith(
+        "Error: the style targets were computed with model weights"
+    )
     assert not (tmp_path / "bad.png").exists()
 
 
@@ -124,18 +193,31 @@ def test_existing_output_needs_overwrite(vgg19_onnx, files, tmp_path):
     assert out.read_bytes() != b"precious"
 
 
-@pytest.mark.parametrize("args, extra, code, message", [
-    (["style"], ["--content-weight-blend", "2"], 2, "--content-weight-blend"),
-    (["style"], ["--optimizer", "sgd"], 2, "--optimizer"),
-    (["style"], ["--iterations", "0"], 2, "--iterations"),
-    (["missing.jpg"], [], 1, "Error: image not found"),
-    (["corrupt"], [], 1, "Error: cannot read image"),
-    ([], [], 1, "Error: no style given"),
-    (["style", "style2"], ["--style-blend-weights", "1"], 1, "Error: --style-blend-weights has 1 values for 2 style(s)"),
-    (["style", "0.2"], ["--style-blend-weights", "0.8"], 1, "list values with commas"),
-    (["style"], ["--checkpoint-iterations", "1", "--checkpoint-output", "fixed.png"], 1, "must contain the iteration"),
-    (["style"], ["--device", "cuda"], 1, None),
-])
+@pytest.mark.parametrize(
+    "args, extra, code, message",
+    [
+        (["style"], ["--content-weight-blend", "2"], 2, "--content-weight-blend"),
+        (["style"], ["--optimizer", "sgd"], 2, "--optimizer"),
+        (["style"], ["--iterations", "0"], 2, "--iterations"),
+        (["missing.jpg"], [], 1, "Error: image not found"),
+        (["corrupt"], [], 1, "Error: cannot read image"),
+        ([], [], 1, "Error: no style given"),
+        (
+            ["style", "style2"],
+            ["--style-blend-weights", "1"],
+            1,
+            "Error: --style-blend-weights has 1 values for 2 style(s)",
+        ),
+        (["style", "0.2"], ["--style-blend-weights", "0.8"], 1, "list values with commas"),
+        (
+            ["style"],
+            ["--checkpoint-iterations", "1", "--checkpoint-output", "fixed.png"],
+            1,
+            "must contain the iteration",
+        ),
+        (["style"], ["--device", "cuda"], 1, None),
+    ],
+)
 def test_bad_inputs(vgg19_onnx, files, tmp_path, args, extra, code, message):
     import torch
 

@@ -30,4 +30,3 @@ def test_histogram_matches_mean_and_covariance():
     assert np.allclose(np.cov(out, rowvar=False), np.cov(reference, rowvar=False), rtol=1e-3, atol=1e-2)
     image = preserve_colors(_mid_tone(1), _mid_tone(0), "histogram")
     assert image.size == (24, 16) and image.mode == "RGB"
-

@@ -8,6 +8,7 @@ import pytest
 
 from nst.errors import DownloadError
 from nst.models.download import download_file, part_path
+
 from weights_server import WeightsServer, closed_port_url
 
 PAYLOAD = bytes(range(256)) * 1200  # 300 KB, not a multiple of the chunk size
@@ -25,8 +26,12 @@ def server():
 def test_full_download_verifies_and_reports_progress(server, tmp_path):
     dest = tmp_path / "w" / NAME  # the folder does not exist yet
     calls = []
-    result = download_file(f"{server.url}/{NAME}", dest, {"sha256": SHA256, "md5": MD5},
-                           progress=lambda done, total: calls.append((done, total)))
+    result = download_file(
+        f"{server.url}/{NAME}",
+        dest,
+        {"sha256": SHA256, "md5": MD5},
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert dest.read_bytes() == PAYLOAD
     assert not part_path(dest).exists()
     assert result.digests == {"sha256": SHA256, "md5": MD5}
@@ -67,8 +72,7 @@ def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
     dest = tmp_path / NAME
     part_path(dest).write_bytes(b"x" * 5000)  # wrong bytes: appending to them would corrupt the file
     calls = []
-    download_file(f"{server.url}/{NAME}", dest, {"sha256": SHA256},
-                  progress=lambda done, total: calls.append(done))
+    download_file(f"{server.url}/{NAME}", dest, {"sha256": SHA256}, progress=lambda done, total: calls.append(done))
     assert server.ranges == ["bytes=5000-"]
     assert dest.read_bytes() == PAYLOAD
     assert calls[0] == 0  # progress restarted with the file

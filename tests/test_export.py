@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from nst.errors import LayerError, ModelError
+from nst.errors import LayerError
 from nst.export.onnx_graph import ExportConfig, build_onnx
 from nst.models.layers import DEFAULT_LAYERS, STYLE_LAYERS, layer_names
 from nst.models.matconvnet import read_matconvnet
@@ -65,7 +65,10 @@ def test_truncation(make_onnx):
 
 def test_unknown_layer_suggests(make_mat):
     weights = read_matconvnet(make_mat())
-    with pytest.raises(LayerError, match=r"unknown layer 'relu4_22' for vgg19\. Did you mean 'relu4_2'\? Valid layers: conv1_1, relu1_1,"):
+    with pytest.raises(
+        LayerError,
+        match=r"unknown layer 'relu4_22' for vgg19\. Did you mean 'relu4_2'\? Valid layers: conv1_1, relu1_1,",
+    ):
         build_onnx(weights, ExportConfig(layers=("relu4_22",)))
 
 
@@ -79,15 +82,24 @@ def test_parity_ort_mirror_numpy(make_mat, make_onnx, version, pooling):
     mirror = VGGMirror.from_onnx(path)
     with torch.no_grad():
         torch_out = mirror(torch.from_numpy(image), grams=STYLE_LAYERS)
-    ref = forward(image, raw_convs(make_mat(version=version)), (123.68, 116.779, 103.939),
-                  layer_names("vgg19"), set(DEFAULT_LAYERS), pooling)
+    ref = forward(
+        image,
+        raw_convs(make_mat(version=version)),
+        (123.68, 116.779, 103.939),
+        layer_names("vgg19"),
+        set(DEFAULT_LAYERS),
+        pooling,
+    )
     ref.update({f"gram_{n}": gram(ref[n]) for n in STYLE_LAYERS})
     assert set(ort_out) == set(torch_out) == set(ref)
     errors = {}
     for name, expected in ref.items():
         assert ort_out[name].shape == torch_out[name].shape == expected.shape
-        errors[name] = max(max_rel_error(ort_out[name], expected), max_rel_error(torch_out[name].numpy(), expected),
-                           max_rel_error(ort_out[name], torch_out[name].numpy().astype(np.float64)))
+        errors[name] = max(
+            max_rel_error(ort_out[name], expected),
+            max_rel_error(torch_out[name].numpy(), expected),
+            max_rel_error(ort_out[name], torch_out[name].numpy().astype(np.float64)),
+        )
     print(f"max relative error ({version}, {pooling}): {max(errors.values()):.2e}")
     assert max(errors.values()) <= TOLERANCE, errors
 
@@ -95,8 +107,9 @@ def test_parity_ort_mirror_numpy(make_mat, make_onnx, version, pooling):
 def test_swap_kernel_axes_matches_reference_reading(make_mat, make_onnx):
     path = make_onnx(layers=("relu1_2",), grams=False, swap_kernel_axes=True)
     image = _image(n=1, h=9, w=11)
-    ref = forward(image, raw_convs(make_mat(), swap=True), (123.68, 116.779, 103.939),
-                  layer_names("vgg19"), {"relu1_2"})
+    ref = forward(
+        image, raw_convs(make_mat(), swap=True), (123.68, 116.779, 103.939), layer_names("vgg19"), {"relu1_2"}
+    )
     assert max_rel_error(_ort(path)(image)["relu1_2"], ref["relu1_2"]) <= TOLERANCE
     plain = _ort(make_onnx(layers=("relu1_2",), grams=False))(image)["relu1_2"]
     assert max_rel_error(plain, ref["relu1_2"]) > 1e-2  # the swap really changes the filters
@@ -112,7 +125,9 @@ def test_versions_give_identical_initializers(make_onnx):
 def test_vgg16(make_mat, make_onnx):
     path = make_onnx(arch="vgg16")
     image = _image(n=1, h=24, w=20)
-    ref = forward(image, raw_convs(make_mat("vgg16")), (123.68, 116.779, 103.939), layer_names("vgg16"), set(DEFAULT_LAYERS))
+    ref = forward(
+        image, raw_convs(make_mat("vgg16")), (123.68, 116.779, 103.939), layer_names("vgg16"), set(DEFAULT_LAYERS)
+    )
     out = _ort(path)(image)
     assert max(max_rel_error(out[n], ref[n]) for n in DEFAULT_LAYERS) <= TOLERANCE
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nst.cli import main
+
 from weights_server import closed_port_url, fixture_weights, weights_home  # noqa: F401 (fixtures)
 
 ROOT_EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
@@ -80,7 +81,9 @@ def test_no_server_fails_cleanly_before_writing(weights_home, monkeypatch, tmp_p
     result = _stylize(content, style, tmp_path / "out.png")
     assert result.exit_code == 1
     error = result.output.strip().splitlines()[-1]
-    assert error.startswith(f"Error: cannot download imagenet-vgg-verydeep-19.mat ({url}/imagenet-vgg-verydeep-19.mat: connection")
+    assert error.startswith(
+        f"Error: cannot download imagenet-vgg-verydeep-19.mat ({url}/imagenet-vgg-verydeep-19.mat: connection"
+    )
     assert "--weights PATH" in error
     assert "Traceback" not in result.output
     assert not (tmp_path / "out.png").exists()

@@ -34,7 +34,6 @@ class CountingExtractor:
         return self.inner.run(batch, outputs)
 
 
-
 def _write_rgb(path: Path, height: int, width: int, seed: int) -> Path:
     from PIL import Image
 
@@ -57,15 +56,18 @@ def test_batched_equals_one_at_a_time_in_fewest_calls(extractor, tmp_path):
     paths = [_write_rgb(tmp_path / f"s{i}.png", h, w, seed=i) for i, (h, w) in enumerate(shapes)]
     batched = CountingExtractor(extractor)
     done: list[int] = []
-    targets = compute_style_targets(None, paths, config=_config(40, style_scales=(1.0, 0.5), batch_size=2),
-                                    extractor=batched, progress=done.append)
+    targets = compute_style_targets(
+        None, paths, config=_config(40, style_scales=(1.0, 0.5), batch_size=2), extractor=batched, progress=done.append
+    )
     # Scale 1: 3 x (30, 40) -> 2 calls, 2 x (40, 30) -> 1, (25, 40) -> 1; scale 0.5 the same.
     assert len(batched.calls) == 8
     assert sorted(n for n, *_ in batched.calls) == [1, 1, 1, 1, 2, 2, 2, 2]
     assert sum(done) == len(paths) * 2
 
     single = CountingExtractor(extractor)
-    alone = compute_style_targets(None, paths, config=_config(40, style_scales=(1.0, 0.5), batch_size=1), extractor=single)
+    alone = compute_style_targets(
+        None, paths, config=_config(40, style_scales=(1.0, 0.5), batch_size=1), extractor=single
+    )
     assert len(single.calls) == 12
     assert [(e.style, e.scale, e.size) for e in targets.entries] == [(e.style, e.scale, e.size) for e in alone.entries]
     assert [e.size for e in targets.grams_for(3)] == [(40, 30), (20, 15)]
@@ -112,15 +114,26 @@ def test_targets_metadata_and_sources(extractor, tmp_path):
     assert [(s.name, s.sha256) for s in targets.sources] == [("style.png", digest)] * 2
     info = extractor.info
     assert (targets.weights_sha256, targets.architecture, targets.pooling, targets.gram_normalization) == (
-        info.weights_sha256, "vgg19", "max", "G = F F^T / (C*H*W)")
+        info.weights_sha256,
+        "vgg19",
+        "max",
+        "G = F F^T / (C*H*W)",
+    )
     assert targets.layers == STYLE_LAYERS and targets.size == 32 and targets.scales == (1.0,)
     assert {k: v.shape for k, v in targets.entries[0].grams.items()} == {
-        "relu1_1": (64, 64), "relu2_1": (128, 128), "relu3_1": (256, 256), "relu4_1": (512, 512), "relu5_1": (512, 512)}
+        "relu1_1": (64, 64),
+        "relu2_1": (128, 128),
+        "relu3_1": (256, 256),
+        "relu4_1": (512, 512),
+        "relu5_1": (512, 512),
+    }
 
 
 def test_width_sizes_styles_like_the_reference(extractor, tmp_path):
     path = _write_rgb(tmp_path / "tall.png", 60, 30, seed=2)
-    by_width = compute_style_targets(None, [path], width=20, config=_config(style_scales=(1.0, 2.0)), extractor=extractor)
+    by_width = compute_style_targets(
+        None, [path], width=20, config=_config(style_scales=(1.0, 2.0)), extractor=extractor
+    )
     assert [e.size for e in by_width.entries] == [(40, 20), (80, 40)]
     assert (by_width.size, by_width.width) == (None, 20)
     by_size = compute_style_targets(None, [path], config=_config(20), extractor=extractor)
@@ -167,7 +180,7 @@ def test_bad_settings(options, message):
 
 def test_bad_width(extractor, tmp_path):
     path = _write_rgb(tmp_path / "s.png", 16, 16, seed=0)
-    with pytest.raises(ConfigError, match="^style width must be at least 1 px, not 0$"):
+    with pytest.raises(ConfigError, match=r"^style width must be at least 1 px, not 0$"):
         compute_style_targets(None, [path], width=0, extractor=extractor)
 
 
@@ -187,7 +200,7 @@ def test_grayscale_style_file_gives_the_grams_of_its_rgb_twin(extractor, tmp_pat
     gray = np.random.default_rng(8).integers(0, 256, (20, 24), dtype=np.uint8)
     Image.fromarray(gray, "L").save(tmp_path / "gray.png")
     Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB").save(tmp_path / "rgb.png")
-    a, b = compute_style_targets(None, [tmp_path / "gray.png", tmp_path / "rgb.png"], config=_config(24),
-                                 extractor=extractor).entries
+    a, b = compute_style_targets(
+        None, [tmp_path / "gray.png", tmp_path / "rgb.png"], config=_config(24), extractor=extractor
+    ).entries
     assert all(np.array_equal(a.grams[k], b.grams[k]) for k in STYLE_LAYERS)
-

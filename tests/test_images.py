@@ -77,4 +77,3 @@ def test_exif_orientation_is_applied(tmp_path):
     assert shown.shape == (32, 16, 3)  # displayed portrait
     assert np.abs(shown[4, 8] - (255, 0, 0)).max() < 40  # the stored left (red) is now on top
     assert np.abs(shown[28, 8] - (0, 0, 255)).max() < 40
-

@@ -31,4 +31,3 @@ def test_layer_and_blend_weights():
     assert style_layer_weights(layers, 1.0) == pytest.approx(dict.fromkeys(layers, 0.2))
     assert list(style_layer_weights(layers, 2.0).values()) == pytest.approx([w / 31 for w in (1, 2, 4, 8, 16)])
     assert normalized((1.0, 3.0)) == (0.25, 0.75)
-

@@ -78,7 +78,9 @@ def test_missing_file(tmp_path):
 def test_not_a_mat_file(tmp_path):
     path = tmp_path / "photo.mat"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
-    with pytest.raises(WeightsError, match=r"cannot read .*photo\.mat as a MatConvNet \.mat file \(not a \.mat, or truncated"):
+    with pytest.raises(
+        WeightsError, match=r"cannot read .*photo\.mat as a MatConvNet \.mat file \(not a \.mat, or truncated"
+    ):
         read_matconvnet(path)
 
 
@@ -106,7 +108,10 @@ def test_unknown_architecture(make_mat, tmp_path):
         data["layers"] = cells
 
     path = _rewrite(make_mat(), tmp_path / "vgg11.mat", drop_conv5)
-    with pytest.raises(WeightsError, match=r"unknown architecture; its conv layers are conv1_1, .*conv4_4, which match neither vgg16 nor vgg19"):
+    with pytest.raises(
+        WeightsError,
+        match=r"unknown architecture; its conv layers are conv1_1, .*conv4_4, which match neither vgg16 nor vgg19",
+    ):
         read_matconvnet(path)
 
 
@@ -116,7 +121,9 @@ def test_kernel_shape_mismatch(make_mat, tmp_path):
         rec["weights"][0][0] = rec["weights"][0][0][:, :, :128, :]
 
     path = _rewrite(make_mat(), tmp_path / "bad.mat", shrink)
-    with pytest.raises(WeightsError, match=r"layer conv3_2 kernel has shape \(3, 3, 128, 256\), expected \(3, 3, 256, 256\)"):
+    with pytest.raises(
+        WeightsError, match=r"layer conv3_2 kernel has shape \(3, 3, 128, 256\), expected \(3, 3, 256, 256\)"
+    ):
         read_matconvnet(path)
 
 

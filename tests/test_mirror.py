@@ -40,9 +40,12 @@ def test_mirror_rejects_layers_beyond_graph(make_onnx):
 def test_mirror_rejects_foreign_onnx(tmp_path):
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(ModelError, match=r"is an ONNX model but not an nst extractor"):
@@ -81,7 +84,6 @@ def test_mirror_keeps_wanted_conv_output(vgg19_onnx):
         out = mirror(torch.from_numpy(_image(n=1, h=12, w=12)), layers=["conv1_1", "relu1_1"])
     assert (out["conv1_1"] < 0).any()
     torch.testing.assert_close(out["relu1_1"], out["conv1_1"].clamp(min=0))
-
 
 
 def test_with_pooling_shares_the_weights_and_matches_an_avg_export(vgg19_onnx, make_onnx):

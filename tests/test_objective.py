@@ -43,15 +43,18 @@ def test_objective_combines_terms_with_the_reference_weights():
     model = _FakeModel()
     content, image = torch.rand(1, 3, 4, 5) * 255, torch.rand(1, 3, 4, 5) * 255
     styles = _style_grams()
-    config = StylizeConfig(content_weight=5, content_weight_blend=0.25, style_weight=7, tv_weight=3,
-                           style_layer_weight_exp=2.0)
+    config = StylizeConfig(
+        content_weight=5, content_weight_blend=0.25, style_weight=7, tv_weight=3, style_layer_weight_exp=2.0
+    )
     objective = Objective(model, reference_terms(model, content, styles, normalized((3.0, 1.0)), config))
     total, terms = objective(image)
 
     feats = _FakeModel()(image, ALL_LAYERS)
     targets = _FakeModel()(content, ("relu4_2", "relu5_2"))
-    want_c = 5 * (0.25 * ((feats["relu4_2"] - targets["relu4_2"]) ** 2).mean()
-                  + 0.75 * ((feats["relu5_2"] - targets["relu5_2"]) ** 2).mean())
+    want_c = 5 * (
+        0.25 * ((feats["relu4_2"] - targets["relu4_2"]) ** 2).mean()
+        + 0.75 * ((feats["relu5_2"] - targets["relu5_2"]) ** 2).mean()
+    )
     weights = [w / 31 for w in (1, 2, 4, 8, 16)]
     want_s = 7 * sum(
         w * sum(b * ((gram(feats[n]) - style[n]) ** 2).mean() for b, style in zip((0.75, 0.25), styles))
@@ -59,8 +62,12 @@ def test_objective_combines_terms_with_the_reference_weights():
     )
     want_t = 3 * tv_loss(image)
     assert list(terms) == ["content", "style", "tv"]
-    for got, want in ((terms["content"], want_c), (terms["style"], want_s), (terms["tv"], want_t),
-                      (total, want_c + want_s + want_t)):
+    for got, want in (
+        (terms["content"], want_c),
+        (terms["style"], want_s),
+        (terms["tv"], want_t),
+        (total, want_c + want_s + want_t),
+    ):
         assert got.item() == pytest.approx(want.item(), rel=1e-5)
     # One forward pass per evaluation, in network order, for every layer a term needs.
     assert model.calls[-1] == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1", "relu5_2")
@@ -126,8 +133,11 @@ def test_bf16_autocast_stays_close_to_fp32(vgg19_onnx):
     totals, grads = {}, {}
     for precision in ("fp32", "bf16"):
         config = StylizeConfig(precision=precision)
-        objective = Objective(mirror, reference_terms(mirror, content, grams, (1.0,), config),
-                              precision=autocast(torch.device("cpu"), precision))
+        objective = Objective(
+            mirror,
+            reference_terms(mirror, content, grams, (1.0,), config),
+            precision=autocast(torch.device("cpu"), precision),
+        )
         image = start.clone().requires_grad_(True)
         total = objective(image)[0]
         total.backward()

@@ -41,8 +41,9 @@ def test_adam_matches_torch():
 
 def test_lbfgs_matches_torch():
     ours, our_losses = _run(lambda x: LBFGS(x, lr=0.5, history_size=5), 40)
-    ref, ref_losses = _run(lambda x: torch.optim.LBFGS([x], lr=0.5, max_iter=1, history_size=5,
-                                                      tolerance_grad=-1, tolerance_change=-1), 40)
+    ref, ref_losses = _run(
+        lambda x: torch.optim.LBFGS([x], lr=0.5, max_iter=1, history_size=5, tolerance_grad=-1, tolerance_change=-1), 40
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-9)
     assert our_losses == pytest.approx(ref_losses, rel=1e-9)
     assert our_losses[-1] < our_losses[0] / 10

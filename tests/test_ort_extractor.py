@@ -75,7 +75,9 @@ def test_model_that_onnxruntime_rejects(vgg19_onnx, tmp_path):
     model = onnx.load(str(vgg19_onnx))
     next(node for node in model.graph.node if node.op_type == "Conv").input[1] = "no_such_tensor"
     onnx.save(model, str(tmp_path / "broken.onnx"))
-    with pytest.raises(ModelError, match=r"^onnxruntime cannot open .*broken.onnx \(.*\); export it again with `nst export-vgg`$"):
+    with pytest.raises(
+        ModelError, match=r"^onnxruntime cannot open .*broken.onnx \(.*\); export it again with `nst export-vgg`$"
+    ):
         OrtExtractor(tmp_path / "broken.onnx", provider="cpu")
 
 
@@ -84,4 +86,3 @@ def test_cuda_provider(vgg19_onnx):
     if cuda_unavailable_reason() is not None:
         pytest.skip(cuda_unavailable_reason())
     assert OrtExtractor(vgg19_onnx, provider="cuda").provider == "cuda"
-

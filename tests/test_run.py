@@ -22,7 +22,6 @@ def test_initial_image_follows_the_reference():
     assert torch.allclose(initial_image(content, None, 0.5, mean, gen()), (content - mean) * 0.5 + noise * 0.5 + mean)
 
 
-
 def test_stage_sizes():
     # (height, width) in and out
     assert stage_sizes((300, 400), 1, 128) == [(300, 400)]
@@ -33,6 +32,9 @@ def test_stage_sizes():
 
 def test_plan_splits_iterations_and_skips_empty_stages():
     assert plan_stages((256, 512), 10, 3, 128) == [
-        Stage(0, (64, 128), 3, 1), Stage(1, (128, 256), 3, 4), Stage(2, (256, 512), 4, 7)]
+        Stage(0, (64, 128), 3, 1),
+        Stage(1, (128, 256), 3, 4),
+        Stage(2, (256, 512), 4, 7),
+    ]
     # Fewer iterations than stages: the coarse stages get none and are left out.
     assert plan_stages((256, 512), 2, 3, 128) == [Stage(2, (256, 512), 2, 1)]

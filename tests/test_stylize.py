@@ -13,7 +13,7 @@ import nst
 from nst.errors import ConfigError, DownloadError, ImageError, TargetsError
 from nst.runtime.colors import rgb_to_ycbcr
 from nst.runtime.config import PrecomputeConfig, Step, StylizeConfig
-from nst.runtime.stylize import Stylizer, StylizeInterrupted, stylize
+from nst.runtime.stylize import StylizeInterrupted, Stylizer, stylize
 
 
 def _image(seed: int, size: tuple[int, int], low: int = 0, high: int = 256) -> Image.Image:
@@ -128,8 +128,11 @@ def test_targets_of_another_model_are_refused(images, make_onnx, vgg19_onnx, tmp
 
 def test_pooling_switch_matches_an_avg_export(mirror, images, make_onnx):
     first = {}
-    for key, model, pooling in (("switched", mirror, "avg"), ("exported", make_onnx(pooling="avg"), None),
-                                ("max", mirror, None)):
+    for key, model, pooling in (
+        ("switched", mirror, "avg"),
+        ("exported", make_onnx(pooling="avg"), None),
+        ("max", mirror, None),
+    ):
         steps: list[Step] = []
         _run(mirror if model is mirror else model, images, callback=steps.append, iterations=1, pooling=pooling)
         first[key] = steps[0]
@@ -159,7 +162,7 @@ def test_input_errors(mirror, images, tmp_path, monkeypatch):
 
     monkeypatch.setenv("NST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NST_WEIGHTS_URL", closed_port_url())
-    with pytest.raises(DownloadError, match="cannot download imagenet-vgg-verydeep-19.mat"):
+    with pytest.raises(DownloadError, match=r"cannot download imagenet-vgg-verydeep-19\.mat"):
         stylize(images["content"], [images["style"]], config=StylizeConfig(iterations=1))
 
 
@@ -178,10 +181,22 @@ def test_cuda_matches_cpu(vgg19_onnx, images, precision, tolerance):
     cpu_steps: list[Step] = []
     gpu_steps: list[Step] = []
     config = StylizeConfig(iterations=5, seed=0, optimizer="adam", precision=precision)
-    stylize(images["content"], [images["style"]], config=config, model=VGGMirror.from_onnx(vgg19_onnx),
-            device="cpu", callback=cpu_steps.append)
-    out = stylize(images["content"], [images["style"]], config=config, model=VGGMirror.from_onnx(vgg19_onnx),
-                  device="cuda", callback=gpu_steps.append)
+    stylize(
+        images["content"],
+        [images["style"]],
+        config=config,
+        model=VGGMirror.from_onnx(vgg19_onnx),
+        device="cpu",
+        callback=cpu_steps.append,
+    )
+    out = stylize(
+        images["content"],
+        [images["style"]],
+        config=config,
+        model=VGGMirror.from_onnx(vgg19_onnx),
+        device="cuda",
+        callback=gpu_steps.append,
+    )
     assert out.size == (40, 32)
     assert gpu_steps[0].total == pytest.approx(cpu_steps[0].total, rel=tolerance)
     assert gpu_steps[-1].total < gpu_steps[0].total
@@ -246,5 +261,6 @@ def test_extra_terms_join_the_objective(mirror, images):
 
     steps: list[Step] = []
     Stylizer(mirror, config=StylizeConfig(iterations=2, seed=0)).stylize(
-        images["content"], styles=[images["style"]], callback=steps.append, extra_terms=[Pull()])
+        images["content"], styles=[images["style"]], callback=steps.append, extra_terms=[Pull()]
+    )
     assert set(steps[0].terms) == {"content", "style", "tv", "pull"} and steps[0].terms["pull"] > 0

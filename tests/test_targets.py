@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nst.contract import read_model_info
 from nst.errors import OutputError, TargetsError
 from nst.models.layers import STYLE_LAYERS
-from nst.contract import read_model_info
 from nst.runtime.config import PrecomputeConfig
 from nst.runtime.grams import compute_style_targets
 from nst.runtime.targets import (
@@ -34,13 +34,25 @@ def _random_targets(seed: int = 0) -> StyleTargets:
     rng = np.random.default_rng(seed)
     sources = (StyleSource("a.png", "0" * 64), StyleSource("b é.jpg", "f" * 64))
     entries = tuple(
-        StyleEntry(style=s, scale=scale, size=(10 + s, 20 + k),
-                   grams={name: rng.standard_normal((c, c), dtype=np.float32) for name, c in CHANNELS.items()})
-        for s in range(2) for k, scale in enumerate((1.0, 0.5))
+        StyleEntry(
+            style=s,
+            scale=scale,
+            size=(10 + s, 20 + k),
+            grams={name: rng.standard_normal((c, c), dtype=np.float32) for name, c in CHANNELS.items()},
+        )
+        for s in range(2)
+        for k, scale in enumerate((1.0, 0.5))
     )
     return StyleTargets(
-        weights_sha256="ab" * 32, architecture="vgg19", pooling="max", layers=STYLE_LAYERS,
-        gram_normalization="G = F F^T / (C*H*W)", sources=sources, entries=entries, size=64, scales=(1.0, 0.5),
+        weights_sha256="ab" * 32,
+        architecture="vgg19",
+        pooling="max",
+        layers=STYLE_LAYERS,
+        gram_normalization="G = F F^T / (C*H*W)",
+        sources=sources,
+        entries=entries,
+        size=64,
+        scales=(1.0, 0.5),
     )
 
 
@@ -115,9 +127,17 @@ def _write_npz(path: Path, meta: dict | None, arrays: dict[str, np.ndarray]) -> 
 
 def _valid_meta_and_arrays() -> tuple[dict, dict[str, np.ndarray]]:
     meta = {
-        "magic": MAGIC, "format": FORMAT_VERSION, "weights_sha256": "ab" * 32, "architecture": "vgg19",
-        "pooling": "max", "layers": ["relu1_1", "relu2_1"], "gram_normalization": "G = F F^T / (C*H*W)",
-        "size": 32, "width": None, "scales": [1.0], "sources": [{"name": "a.png", "sha256": "0" * 64}],
+        "magic": MAGIC,
+        "format": FORMAT_VERSION,
+        "weights_sha256": "ab" * 32,
+        "architecture": "vgg19",
+        "pooling": "max",
+        "layers": ["relu1_1", "relu2_1"],
+        "gram_normalization": "G = F F^T / (C*H*W)",
+        "size": 32,
+        "width": None,
+        "scales": [1.0],
+        "sources": [{"name": "a.png", "sha256": "0" * 64}],
         "entries": [{"key": "entry0", "style": 0, "scale": 1.0, "size": [32, 32]}],
     }
     arrays = {"entry0/relu1_1": np.eye(64, dtype=np.float32), "entry0/relu2_1": np.eye(128, dtype=np.float32)}
@@ -135,8 +155,7 @@ def test_missing_file(tmp_path):
     with pytest.raises(TargetsError) as err:
         load_targets(path)
     assert str(err.value) == (
-        f"style-targets file not found: {path}; "
-        f"create it with `nst precompute-style STYLE... -m MODEL.onnx -o {path}`"
+        f"style-targets file not found: {path}; create it with `nst precompute-style STYLE... -m MODEL.onnx -o {path}`"
     )
 
 

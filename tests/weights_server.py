@@ -38,7 +38,7 @@ class WeightsServer:
     def ranges(self) -> list[str | None]:
         return [r for _, r in self.requests]
 
-    def __enter__(self) -> "WeightsServer":
+    def __enter__(self) -> WeightsServer:
         self._thread.start()
         return self
 
@@ -64,7 +64,7 @@ class WeightsServer:
                     return
                 if server.corrupt:
                     middle = len(data) // 2
-                    data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+                    data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
                 start = 0
                 match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
                 if match and not server.ignore_range:
@@ -127,8 +127,9 @@ def fixture_weights(make_mat, weights_home, monkeypatch):
     data = mat.read_bytes()
     entry = registry.WEIGHTS["vgg19"]
     sha256 = hashlib.sha256(data).hexdigest()
-    monkeypatch.setitem(registry.WEIGHTS, "vgg19", entry.replace(sha256=sha256, md5=hashlib.md5(data).hexdigest(),
-                                                                 size=len(data)))
+    monkeypatch.setitem(
+        registry.WEIGHTS, "vgg19", entry.replace(sha256=sha256, md5=hashlib.md5(data).hexdigest(), size=len(data))
+    )
     with WeightsServer({entry.file_name: data}) as server:
         monkeypatch.setenv("NST_WEIGHTS_URL", server.url)
         yield FixtureWeights(server, mat, sha256, weights_home)

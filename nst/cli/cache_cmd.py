@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Literal
 
 import click
 
@@ -25,8 +26,17 @@ def download_bar(label: str = "download") -> Iterator[ProgressFn]:
     def update(done: int, total: int | None) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-                       desc=label, file=sys.stderr, dynamic_ncols=True, leave=True)
+            bar = tqdm(
+                total=total,
+                initial=done,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=True,
+            )
             return
         if total != bar.total:
             bar.total = total
@@ -46,7 +56,7 @@ def echo_step(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -89,16 +99,21 @@ def cache_list() -> None:
 
 
 @cache.command("clear")
-@click.option("--only", "what", type=click.Choice(["weights", "models"]), default=None,
-              help="Delete only the weights (and partial downloads) or only the exported models.")
+@click.option(
+    "--only",
+    "what",
+    type=click.Choice(["weights", "models"]),
+    default=None,
+    help="Delete only the weights (and partial downloads) or only the exported models.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def cache_clear(what: str | None, yes: bool) -> None:
+def cache_clear(what: Literal["weights", "models"] | None, yes: bool) -> None:
     """Delete cached files (everything unless --only)."""
     from nst.models.cache import cache_dir, clear_cache
 
-    what = what or "all"
-    label = {"all": "all weights and models", "weights": "all weights", "models": "all exported models"}[what]
+    scope: Literal["all", "weights", "models"] = what or "all"
+    label = {"all": "all weights and models", "weights": "all weights", "models": "all exported models"}[scope]
     if not yes:
         click.confirm(f"delete {label} in {cache_dir()}?", abort=True)
-    count, size = clear_cache(what)
+    count, size = clear_cache(scope)
     click.echo(f"deleted {count} files ({_size(size)}) from {cache_dir()}")

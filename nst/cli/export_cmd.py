@@ -17,20 +17,42 @@ _DEFAULTS = ExportConfig()
 
 @click.command("export-vgg")
 @click.argument("weights", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The ONNX file to write.")
-@click.option("--layers", type=CommaList(), default=",".join(_DEFAULTS.layers), show_default=True,
-              help="Layers to output (comma-separated); the graph ends after the deepest.")
-@click.option("--pooling", type=choice(Pooling), default=_DEFAULTS.pooling, show_default=True,
-              help="Pooling between blocks.")
-@click.option("--grams/--no-grams", default=_DEFAULTS.grams, show_default=True,
-              help="Also output gram_<layer> for the style layers relu1_1 ... relu5_1.")
-@click.option("--swap-kernel-axes", is_flag=True, default=_DEFAULTS.swap_kernel_axes,
-              help="Swap the kernels' spatial axes like anishathalye/neural-style (compatibility; "
-                   "MatConvNet's own order is the default).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The ONNX file to write."
+)
+@click.option(
+    "--layers",
+    type=CommaList(),
+    default=",".join(_DEFAULTS.layers),
+    show_default=True,
+    help="Layers to output (comma-separated); the graph ends after the deepest.",
+)
+@click.option(
+    "--pooling", type=choice(Pooling), default=_DEFAULTS.pooling, show_default=True, help="Pooling between blocks."
+)
+@click.option(
+    "--grams/--no-grams",
+    default=_DEFAULTS.grams,
+    show_default=True,
+    help="Also output gram_<layer> for the style layers relu1_1 ... relu5_1.",
+)
+@click.option(
+    "--swap-kernel-axes",
+    is_flag=True,
+    default=_DEFAULTS.swap_kernel_axes,
+    help="Swap the kernels' spatial axes like anishathalye/neural-style (compatibility; "
+    "MatConvNet's own order is the default).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def export_vgg(weights: Path, output: Path, layers: tuple[str, ...], pooling: str, grams: bool,
-               swap_kernel_axes: bool, overwrite: bool) -> None:
+def export_vgg(
+    weights: Path,
+    output: Path,
+    layers: tuple[str, ...],
+    pooling: Pooling,
+    grams: bool,
+    swap_kernel_axes: bool,
+    overwrite: bool,
+) -> None:
     """Convert MatConvNet VGG-16/19 WEIGHTS (.mat) into an ONNX feature extractor.
 
     WEIGHTS may also name known weights (vgg19, vgg19-2015, vgg16): they are downloaded

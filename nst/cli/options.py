@@ -40,11 +40,13 @@ class Ranged(click.ParamType):
         self.name = "integer" if number is int else "number"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, self.number) and not isinstance(value, bool):
+        number: float
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = value
         else:
             try:
-                number = self.number(str(value).strip())
+                text = str(value).strip()
+                number = int(text) if self.number is int else float(text)
             except ValueError:
                 self.fail(f"{value!r} is not {'an integer' if self.number is int else 'a number'}", param, ctx)
         if not self.rule.accepts(number):

@@ -16,6 +16,7 @@ from nst.export.onnx_graph import ExportConfig
 from nst.fileio import atomic_path
 from nst.models.cache import NotifyFn, models_dir, resolve_weights, source_sha256
 from nst.models.download import ProgressFn
+from nst.models.layers import Pooling
 
 
 def options_key(config: ExportConfig) -> str:
@@ -73,7 +74,7 @@ def resolve_model(
     model: str | Path | None,
     *,
     weights: str | Path | None = None,
-    pooling: str | None = None,
+    pooling: Pooling | None = None,
     progress: ProgressFn | None = None,
     notify: NotifyFn | None = None,
 ) -> Path:

@@ -7,9 +7,9 @@ can read it. The graph ends after the deepest requested layer.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
 
 import numpy as np
 
@@ -69,9 +69,7 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     table = truncated_table(weights.architecture, layers)
     grams = gram_layers(layers) if config.grams else ()
 
-    initializers = [
-        numpy_helper.from_array(weights.mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), MEAN_PIXEL)
-    ]
+    initializers = [numpy_helper.from_array(weights.mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), MEAN_PIXEL)]
     nodes = [helper.make_node("Sub", [INPUT_NAME, MEAN_PIXEL], ["preprocessed"], name="preprocess")]
     previous = "preprocessed"
     for layer in table:
@@ -100,11 +98,17 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
             # ceil_mode: odd sizes give ceil(h/2) rows, the partial window holding only real
             # pixels, like the reference's TF 'SAME' pooling.
             op = "MaxPool" if config.pooling == "max" else "AveragePool"
-            extra = {} if op == "MaxPool" else {"count_include_pad": 0}
+            extra: dict[str, int] = {} if op == "MaxPool" else {"count_include_pad": 0}
             nodes.append(
                 helper.make_node(
-                    op, [previous], [layer.name], name=layer.name,
-                    kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, **extra,
+                    op,
+                    [previous],
+                    [layer.name],
+                    name=layer.name,
+                    kernel_shape=[2, 2],
+                    strides=[2, 2],
+                    ceil_mode=1,
+                    **extra,  # type: ignore[arg-type]
                 )
             )
         previous = layer.name

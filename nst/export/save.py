@@ -10,8 +10,14 @@ from nst.fileio import atomic_path, check_writable
 from nst.models.matconvnet import read_matconvnet
 
 
-def export_vgg_file(weights: str | Path, output: str | Path, config: ExportConfig = ExportConfig(), *,
-                    overwrite: bool = False, source_sha256: str | None = None) -> ModelInfo:
+def export_vgg_file(
+    weights: str | Path,
+    output: str | Path,
+    config: ExportConfig = ExportConfig(),
+    *,
+    overwrite: bool = False,
+    source_sha256: str | None = None,
+) -> ModelInfo:
     """Read a `.mat`, build the extractor and write it to `output`; return its `ModelInfo`.
     `source_sha256`, the `.mat` file's hash if known, spares hashing it again."""
     import onnx

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from nst.errors import OutputError, WeightsError
 from nst.fileio import atomic_path
 from nst.models import registry
-from nst.models.download import ProgressFn, download_file, file_digests, part_path
+from nst.models.download import DEFAULT_TIMEOUT, ProgressFn, download_file, file_digests, part_path
 
 ENV_HOME = "NST_HOME"
 # Messages for the user ("downloading ...", "using cached model ..."); the CLI prints them.
@@ -56,6 +57,7 @@ def weights_path(name: str | None = None) -> Path:
 
 
 # --- file hashes, remembered ---------------------------------------------------------------
+
 
 def _index_path() -> Path:
     return cache_dir() / _HASH_INDEX
@@ -107,6 +109,7 @@ def source_sha256(path: str | Path) -> str:
 
 # --- weights ------------------------------------------------------------------------------
 
+
 def ensure_weights(
     name: str | None = None,
     progress: ProgressFn | None = None,
@@ -129,8 +132,14 @@ def ensure_weights(
         resume = part_path(path)
         verb = f"resuming ({resume.stat().st_size} bytes already here)" if resume.is_file() else "downloading"
         notify(f"{verb} {entry.name} weights ({entry.file_name}) from {urls[0]} to {path}")
-    extra = {} if timeout is None else {"timeout": timeout}
-    result = download_file(urls, path, entry.checksums, size=entry.size, progress=progress, **extra)
+    result = download_file(
+        urls,
+        path,
+        entry.checksums,
+        size=entry.size,
+        progress=progress,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+    )
     remember_sha256(path, result.digests["sha256"])
     return path
 
@@ -199,7 +208,9 @@ def list_cache() -> list[CachedFile]:
                 found.append(CachedFile("partial", path, path.stat().st_size, label))
             elif path.suffix == ".mat":
                 entry = by_cache_name.get(path.name)
-                found.append(CachedFile("weights", path, path.stat().st_size, entry.description if entry else "weights"))
+                found.append(
+                    CachedFile("weights", path, path.stat().st_size, entry.description if entry else "weights")
+                )
     if models_dir().is_dir():
         for path in sorted(models_dir().glob("*.onnx")):
             found.append(CachedFile("model", path, path.stat().st_size, _model_description(path)))
@@ -210,9 +221,11 @@ def _model_description(path: Path) -> str:
     try:
         note = json.loads(path.with_suffix(".json").read_text())
         opts = note["options"]
-        return (f"{note['architecture']} from {note['weights']}; layers {','.join(opts['layers'])}; "
-                f"{opts['pooling']} pooling{'; grams' if opts['grams'] else ''}"
-                f"{'; swapped kernel axes' if opts['swap_kernel_axes'] else ''}")
+        return (
+            f"{note['architecture']} from {note['weights']}; layers {','.join(opts['layers'])}; "
+            f"{opts['pooling']} pooling{'; grams' if opts['grams'] else ''}"
+            f"{'; swapped kernel axes' if opts['swap_kernel_axes'] else ''}"
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return "exported model"
 
@@ -222,7 +235,9 @@ def clear_cache(what: Literal["all", "weights", "models"] = "all") -> tuple[int,
     models); return (files deleted, bytes freed). Files nst did not write are left alone."""
     targets: list[Path] = []
     if what in ("all", "weights") and weights_dir().is_dir():
-        targets += [p for p in weights_dir().iterdir() if p.is_file() and (p.suffix == ".mat" or p.name.endswith(".part"))]
+        targets += [
+            p for p in weights_dir().iterdir() if p.is_file() and (p.suffix == ".mat" or p.name.endswith(".part"))
+        ]
     if what in ("all", "models") and models_dir().is_dir():
         for model in models_dir().glob("*.onnx"):
             targets += [model] + ([model.with_suffix(".json")] if model.with_suffix(".json").is_file() else [])

@@ -16,9 +16,9 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from nst.errors import DownloadError
 

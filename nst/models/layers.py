@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 from nst.errors import LayerError
 
@@ -69,9 +70,7 @@ def check_layers(arch: str, names: Iterable[str]) -> tuple[str, ...]:
         if name not in valid:
             close = difflib.get_close_matches(name, valid, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise LayerError(
-                f"unknown layer {name!r} for {arch}.{hint} Valid layers: {', '.join(valid)}"
-            )
+            raise LayerError(f"unknown layer {name!r} for {arch}.{hint} Valid layers: {', '.join(valid)}")
     wanted = set(names)
     return tuple(n for n in valid if n in wanted)
 

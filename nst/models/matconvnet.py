@@ -102,9 +102,7 @@ def _mean_pixel(data: dict[str, Any], path: Path) -> np.ndarray:
     average = _field(normalization, "averageImage") if normalization is not None else None
     average = np.asarray(average) if average is not None else np.empty(0)
     if average.size < 3 or average.shape[-1] != 3 or not np.issubdtype(average.dtype, np.number):
-        raise WeightsError(
-            f"{path}: no mean pixel (normalization.averageImage of shape (..., 3) is missing)"
-        )
+        raise WeightsError(f"{path}: no mean pixel (normalization.averageImage of shape (..., 3) is missing)")
     # Old version: a (224, 224, 3) image constant per channel; new: (1, 1, 3).
     return average.reshape(-1, 3).mean(axis=0).astype(np.float32)
 
@@ -118,14 +116,11 @@ def _conv_weights(record: np.void, name: str, in_ch: int, out_ch: int, order: tu
     bias = np.asarray(cell[1])
     expected_kernel = (3, 3, in_ch, out_ch)
     if kernel.shape != expected_kernel:
-        raise WeightsError(
-            f"{path}: layer {name} kernel has shape {kernel.shape}, expected {expected_kernel}"
-        )
+        raise WeightsError(f"{path}: layer {name} kernel has shape {kernel.shape}, expected {expected_kernel}")
     # Old version stores the bias as (1, out), new as (out, 1).
     if bias.size != out_ch or bias.ndim > 2 or (bias.ndim == 2 and 1 not in bias.shape):
         raise WeightsError(
-            f"{path}: layer {name} bias has shape {bias.shape}, expected ({out_ch},) "
-            f"as (1, {out_ch}) or ({out_ch}, 1)"
+            f"{path}: layer {name} bias has shape {bias.shape}, expected ({out_ch},) as (1, {out_ch}) or ({out_ch}, 1)"
         )
     kernel = np.ascontiguousarray(kernel.transpose(order), dtype=np.float32)  # (out, in, 3, 3)
     return kernel, np.ascontiguousarray(bias.reshape(-1), dtype=np.float32)
@@ -145,9 +140,7 @@ def read_matconvnet(path: str | Path, swap_kernel_axes: bool = False, sha256: st
     arch = _detect_architecture(records, path)
     order = MATCONVNET_TO_TORCH_SWAPPED if swap_kernel_axes else MATCONVNET_TO_TORCH
     convs = {
-        layer.name: _conv_weights(
-            records[layer.name], layer.name, layer.in_channels, layer.out_channels, order, path
-        )
+        layer.name: _conv_weights(records[layer.name], layer.name, layer.in_channels, layer.out_channels, order, path)
         for layer in conv_layers(arch)
     }
     return VGGWeights(

@@ -54,7 +54,7 @@ class WeightsFile:
         """hashlib algorithm name -> expected hex digest, for the ones that are known."""
         return {algo: value.lower() for algo, value in (("sha256", self.sha256), ("md5", self.md5)) if value}
 
-    def replace(self, **changes) -> "WeightsFile":
+    def replace(self, **changes) -> WeightsFile:
         """A copy with some fields changed (for tests and mirrors)."""
         return dataclasses.replace(self, **changes)
 

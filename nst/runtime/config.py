@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from nst.errors import ConfigError
 from nst.models.layers import Pooling
@@ -53,8 +54,11 @@ class Rule:
                 return f"must be in {'(' if self.min_open else '['}{low}, {high}{')' if self.max_open else ']'}"
             return f"must be between {low} and {high}"
         if self.min is not None:
-            return ("must be positive" if self.min == 0 else f"must be above {low}") if self.min_open else (
-                "must not be negative" if self.min == 0 else f"must be at least {low}")
+            return (
+                ("must be positive" if self.min == 0 else f"must be above {low}")
+                if self.min_open
+                else ("must not be negative" if self.min == 0 else f"must be at least {low}")
+            )
         return f"must be at most {high}" if self.max is not None else "must be a finite number"
 
 
@@ -69,7 +73,9 @@ class StylizeConfig:
 
     iterations: int = 1000
     width: int | None = None  # resize the content to this width (keeping aspect); None: as is
-    style_scales: tuple[float, ...] | None = None  # per style (one value: all); style width = scale * content width; None: 1.0
+    style_scales: tuple[float, ...] | None = (
+        None  # per style (one value: all); style width = scale * content width; None: 1.0
+    )
     content_weight: float = 5.0
     content_weight_blend: float = 1.0  # relu4_2 gets this share of the content weight, relu5_2 the rest
     style_weight: float = 500.0

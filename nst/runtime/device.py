@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -17,7 +17,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available (this torch build or machine has none); use --device cpu")
+        raise ConfigError(
+            "--device cuda: no CUDA device is available (this torch build or machine has none); use --device cpu"
+        )
     try:
         return torch.device(name)
     except RuntimeError:

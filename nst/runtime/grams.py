@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -36,8 +37,9 @@ class Extractor(Protocol):
     def run(self, batch: np.ndarray, outputs: Iterable[str] | None = None) -> dict[str, np.ndarray]: ...
 
 
-def style_shape(image_size: tuple[int, int], scale: float = 1.0, size: int | None = None,
-                width: int | None = None) -> tuple[int, int]:
+def style_shape(
+    image_size: tuple[int, int], scale: float = 1.0, size: int | None = None, width: int | None = None
+) -> tuple[int, int]:
     """(height, width) of a style image of size (height, width) once resized: its width to
     scale*width when `width` is given (the reference sizes styles relative to the content's
     width), else its long side to scale*size. Matches `nst.runtime.images.resize`."""
@@ -70,8 +72,12 @@ def _grams_of(extractor: Extractor, batch: np.ndarray, layers: Sequence[str]) ->
     ]
 
 
-def _batched(extractor: Extractor, items: Iterable[Item], layers: Sequence[str], batch_size: int,
-             ) -> Iterator[tuple[list[int], tuple[int, int], list[dict[str, np.ndarray]]]]:
+def _batched(
+    extractor: Extractor,
+    items: Iterable[Item],
+    layers: Sequence[str],
+    batch_size: int,
+) -> Iterator[tuple[list[int], tuple[int, int], list[dict[str, np.ndarray]]]]:
     """Group items by shape; run each group as soon as it holds `batch_size` images, and the
     partial groups at the end: the fewest extractor calls. `items` may be produced lazily
     while a batch runs."""
@@ -92,8 +98,13 @@ def _run_group(extractor: Extractor, group: list[Item], layers: Sequence[str]):
     return [key for key, _ in group], shape, _grams_of(extractor, batch, layers)
 
 
-def style_grams(extractor: Extractor, images: Sequence[Image], sizes: Sequence[tuple[int, int]] | None = None,
-                layers: Sequence[str] | None = None, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+def style_grams(
+    extractor: Extractor,
+    images: Sequence[Image],
+    sizes: Sequence[tuple[int, int]] | None = None,
+    layers: Sequence[str] | None = None,
+    batch_size: int = 8,
+) -> list[dict[str, np.ndarray]]:
     """Grams of PIL RGB `images`, each resized to its (height, width) in `sizes` (default:
     as they are), at `layers` (default: the extractor's style layers). One dict
     {layer: (C, C) float32} per image, in order; images of equal size share a batch."""
@@ -175,8 +186,10 @@ def compute_style_targets(
     def items(pool: concurrent.futures.Executor) -> Iterator[Item]:
         # Keep a few images ahead of the extractor, not all of them in memory at once.
         ahead = max(2, batch_size)
-        futures = {i: pool.submit(_load_style, style_paths[i], scales, size, width)
-                   for i in range(min(ahead, len(style_paths)))}
+        futures = {
+            i: pool.submit(_load_style, style_paths[i], scales, size, width)
+            for i in range(min(ahead, len(style_paths)))
+        }
         for i in range(len(style_paths)):
             source, arrays = futures.pop(i).result()
             if i + ahead < len(style_paths):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -125,9 +126,7 @@ def output_format(path: str | Path) -> tuple[str, dict]:
     """The PIL format and save options for an output path, from its extension."""
     suffix = Path(path).suffix.lower()
     if suffix not in _FORMATS:
-        raise OutputError(
-            f"cannot tell the image format of {path}; use one of {', '.join(sorted(_FORMATS))}"
-        )
+        raise OutputError(f"cannot tell the image format of {path}; use one of {', '.join(sorted(_FORMATS))}")
     return _FORMATS[suffix]
 
 

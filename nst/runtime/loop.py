@@ -6,8 +6,8 @@ It never prints or saves: each iteration goes to `on_step(iteration, total, term
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import torch
 
@@ -31,8 +31,16 @@ class Best:
             self.loss, self.image = loss, image.detach().clone()
 
 
-def optimize(image: torch.Tensor, objective: ObjectiveFn, optimizer: Optimizer, *, iterations: int,
-             first: int = 1, best: Best | None = None, on_step: StepFn | None = None) -> Best:
+def optimize(
+    image: torch.Tensor,
+    objective: ObjectiveFn,
+    optimizer: Optimizer,
+    *,
+    iterations: int,
+    first: int = 1,
+    best: Best | None = None,
+    on_step: StepFn | None = None,
+) -> Best:
     """Run `iterations` optimiser steps on `image` (a leaf requiring grad); return the best.
 
     One objective call is one forward pass and, through `backward`, one input gradient; Adam
@@ -40,19 +48,19 @@ def optimize(image: torch.Tensor, objective: ObjectiveFn, optimizer: Optimizer, 
     the image it started from, the image that `best` compares.
     """
     best = best if best is not None else Best()
+    seen: list[tuple[float, Mapping[str, torch.Tensor]]] = []  # this step's evaluations
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        total, terms = objective(image)
+        total.backward()
+        value = total.item()
+        seen.append((value, terms))
+        best.offer(value, image)  # the image this loss belongs to, before the update
+        return total
+
     for iteration in range(first, first + iterations):
-        seen: list[tuple[float, Mapping[str, torch.Tensor]]] = []
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            total, terms = objective(image)
-            total.backward()
-            value = total.item()
-            if not seen:
-                seen.append((value, terms))
-            best.offer(value, image)  # the image this loss belongs to, before the update
-            return total
-
+        seen.clear()
         optimizer.step(closure)
         if on_step is not None:
             total, terms = seen[0]

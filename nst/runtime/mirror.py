@@ -6,8 +6,8 @@ so that the losses can be differentiated with respect to the image.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,6 @@ from nst.errors import LayerError, ModelError
 from nst.models.layers import Layer, check_layers, truncated_table
 
 
-
 class VGGMirror(nn.Module):
     """VGG features of 0-255 RGB images, as a dict keyed by layer name.
 
@@ -27,6 +26,8 @@ class VGGMirror(nn.Module):
     `pooling` defaults to the file's; the other kind reuses the same convolutions, which is
     exactly the graph `nst export-vgg --pooling` would write (pooling has no weights).
     """
+
+    mean_pixel: torch.Tensor  # (1, 3, 1, 1), a buffer
 
     def __init__(self, info: ModelInfo, tensors: dict[str, torch.Tensor], pooling: str | None = None):
         super().__init__()
@@ -115,7 +116,9 @@ class VGGMirror(nn.Module):
             names = [layer.name for layer in block if layer.name in wanted]
             last = len(names) == len(wanted)  # then the block may stop at its last wanted layer
             if checkpoint and torch.is_grad_enabled() and x.requires_grad:
-                x, *features = torch.utils.checkpoint.checkpoint(self._run_block, block, x, wanted, last, use_reentrant=False)
+                x, *features = torch.utils.checkpoint.checkpoint(
+                    self._run_block, block, x, wanted, last, use_reentrant=False
+                )
             else:
                 x, *features = self._run_block(block, x, wanted, last)
             for name, value in zip(names, features):
@@ -129,7 +132,7 @@ class VGGMirror(nn.Module):
         self, block: tuple[Layer, ...], x: torch.Tensor, wanted: set[str], last: bool
     ) -> tuple[torch.Tensor, ...]:
         """Run one block; return its output followed by the wanted features, in order."""
-        features = []
+        features: list[torch.Tensor] = []
         remaining = sum(layer.name in wanted for layer in block)
         for layer in block:
             if layer.kind == "conv":

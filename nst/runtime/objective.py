@@ -15,8 +15,9 @@ touching the optimiser loop:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import torch
 
@@ -34,7 +35,10 @@ StyleGrams = Mapping[str, torch.Tensor]
 class Term(Protocol):
     """One weighted term of the objective."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Its key in the reported values: content, style, tv, ..."""
+        ...
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -103,9 +107,15 @@ class TVTerm:
 class Objective:
     """objective(image) -> (total, {term name: value}): one forward pass, every term."""
 
-    def __init__(self, model: VGGMirror, terms: Sequence[Term], *,
-                 precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                 channels_last: bool = False, checkpoint: bool = False):
+    def __init__(
+        self,
+        model: VGGMirror,
+        terms: Sequence[Term],
+        *,
+        precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        channels_last: bool = False,
+        checkpoint: bool = False,
+    ):
         names = [term.name for term in terms]
         if len(set(names)) != len(names):
             raise ValueError(f"objective terms need distinct names, got {names}")
@@ -115,9 +125,18 @@ class Objective:
         self.precision, self.channels_last, self.checkpoint = precision, channels_last, checkpoint
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.evaluate(image, self.features(image))
+
+    def features(self, image: torch.Tensor) -> Features:
+        """The one forward pass: every layer a term needs, in the run's precision and layout."""
+        if not self.layers:
+            return {}
         x = image.contiguous(memory_format=torch.channels_last) if self.channels_last else image
         with self.precision():
-            features = self.model(x, layers=self.layers, checkpoint=self.checkpoint) if self.layers else {}
+            return self.model(x, layers=self.layers, checkpoint=self.checkpoint)
+
+    def evaluate(self, image: torch.Tensor, features: Features) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total, {term name: value}) of `image` given its `features`."""
         values = [term(image, features) for term in self.terms]
         total = values[0]
         for value in values[1:]:
@@ -128,8 +147,11 @@ class Objective:
 def content_weights(config: StylizeConfig) -> dict[str, float]:
     """relu4_2 gets content_weight * blend, relu5_2 the rest; zero weights are left out."""
     shares = (config.content_weight_blend, 1 - config.content_weight_blend)
-    return {layer: config.content_weight * share for layer, share in zip(CONTENT_LAYERS, shares)
-            if config.content_weight * share > 0}
+    return {
+        layer: config.content_weight * share
+        for layer, share in zip(CONTENT_LAYERS, shares)
+        if config.content_weight * share > 0
+    }
 
 
 def content_term(model: VGGMirror, content: torch.Tensor, config: StylizeConfig) -> ContentTerm:
@@ -140,13 +162,22 @@ def content_term(model: VGGMirror, content: torch.Tensor, config: StylizeConfig)
     return ContentTerm(targets=targets, weights=weights)
 
 
-def reference_terms(model: VGGMirror, content: torch.Tensor, style_grams: Sequence[StyleGrams],
-                    blend: Sequence[float], config: StylizeConfig) -> list[Term]:
+def reference_terms(
+    model: VGGMirror,
+    content: torch.Tensor,
+    style_grams: Sequence[StyleGrams],
+    blend: Sequence[float],
+    config: StylizeConfig,
+) -> list[Term]:
     """The reference objective's three terms (anishathalye/neural-style's normalizations, so
     that its tuned defaults carry over)."""
     return [
         content_term(model, content, config),
-        StyleTerm(targets=style_grams, blend=blend, weight=config.style_weight,
-                  layer_weights=style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp)),
+        StyleTerm(
+            targets=style_grams,
+            blend=blend,
+            weight=config.style_weight,
+            layer_weights=style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp),
+        ),
         TVTerm(weight=config.tv_weight),
     ]

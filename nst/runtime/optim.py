@@ -8,7 +8,8 @@ step can reuse a curvature estimate from a previous coarse-to-fine stage.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -37,6 +38,7 @@ class _ImageOptimizer:
     def step(self, closure: Closure) -> torch.Tensor:
         with torch.enable_grad():
             loss = closure()  # fills self.param.grad
+        assert self.param.grad is not None, "the closure must call backward()"
         self.update(self.param.grad)
         return loss
 
@@ -47,8 +49,9 @@ class _ImageOptimizer:
 class Adam(_ImageOptimizer):
     """Adam (Kingma & Ba 2015) on one tensor, as torch.optim.Adam without weight decay."""
 
-    def __init__(self, param: torch.Tensor, lr: float = 10.0, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(
+        self, param: torch.Tensor, lr: float = 10.0, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ):
         self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
         self.steps = 0
         self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
@@ -88,8 +91,9 @@ class LBFGS(_ImageOptimizer):
     def update(self, grad: torch.Tensor) -> None:
         grad = grad.reshape(-1)  # (P,)
         self.steps += 1
-        if self.prev_grad is None:
-            direction = grad.neg() * (self.h_diag if self._warm_start else 1.0)
+        if self.prev_grad is None or self.prev_step is None:
+            scale = self.h_diag if self._warm_start and self.h_diag is not None else 1.0
+            direction = grad.neg() * scale
             t = self.lr if self._warm_start else min(1.0, 1.0 / float(grad.abs().sum())) * self.lr
         else:
             y = grad - self.prev_grad
@@ -97,8 +101,10 @@ class LBFGS(_ImageOptimizer):
             ys = float(y.dot(s))
             if ys > 1e-10:  # keep only pairs with positive curvature
                 if len(self.dirs) == self.history_size:
-                    self.dirs.pop(0), self.stps.pop(0), self.ro.pop(0)
-                self.dirs.append(y), self.stps.append(s), self.ro.append(1.0 / ys)
+                    del self.dirs[0], self.stps[0], self.ro[0]
+                self.dirs.append(y)
+                self.stps.append(s)
+                self.ro.append(1.0 / ys)
                 self.h_diag = ys / float(y.dot(y))
             direction = self._two_loop(grad)
             t = self.lr
@@ -123,8 +129,9 @@ class LBFGS(_ImageOptimizer):
         return r
 
 
-def make_optimizer(image: torch.Tensor, config: StylizeConfig, previous: Optimizer | None = None,
-                   pixel_ratio: float = 1.0) -> Optimizer:
+def make_optimizer(
+    image: torch.Tensor, config: StylizeConfig, previous: Optimizer | None = None, pixel_ratio: float = 1.0
+) -> Optimizer:
     """Adam with the reference's settings, or L-BFGS taking one function evaluation per step
     (no line search, no early stop), so that both report and cost the same per iteration.
 

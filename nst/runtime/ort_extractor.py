@@ -12,13 +12,13 @@ import functools
 import io
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from nst.errors import ConfigError, LayerError, ModelError
 from nst.contract import ModelInfo, load_onnx, model_info
+from nst.errors import ConfigError, LayerError, ModelError
 
 PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda")
 _ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -67,9 +67,8 @@ def cuda_unavailable_reason() -> str | None:
         return "the CUDA driver finds no GPU"
     if hasattr(ort, "preload_dlls"):
         # It prints its warnings; keep them off the user's terminal (we report our own).
-        with contextlib.redirect_stdout(io.StringIO()):
-            with contextlib.suppress(Exception):
-                ort.preload_dlls()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+            ort.preload_dlls()
     return None
 
 
@@ -95,8 +94,14 @@ class OrtExtractor:
     (N, C, C), normalized as `nst.contract.gram`.
     """
 
-    def __init__(self, model_path: str | Path, provider: str = "auto", threads: int | None = None,
-                 arena: bool = True, info: ModelInfo | None = None):
+    def __init__(
+        self,
+        model_path: str | Path,
+        provider: str = "auto",
+        threads: int | None = None,
+        arena: bool = True,
+        info: ModelInfo | None = None,
+    ):
         import onnxruntime as ort
 
         providers = resolve_providers(provider)
@@ -121,7 +126,9 @@ class OrtExtractor:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime's own Fail / InvalidGraph / RuntimeException
             text = " ".join(str(exc).split())[:120]
-            raise ModelError(f"onnxruntime cannot open {self.path} ({text}); export it again with `nst export-vgg`") from None
+            raise ModelError(
+                f"onnxruntime cannot open {self.path} ({text}); export it again with `nst export-vgg`"
+            ) from None
         used = self.session.get_providers()
         if provider == "cuda" and _ORT_NAMES["cuda"] not in used:
             raise ConfigError(
@@ -136,9 +143,7 @@ class OrtExtractor:
         names = list(outputs) if outputs is not None else list(self.output_names)
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
-            raise LayerError(
-                f"{self.path} has no output {unknown[0]!r}; it has {', '.join(self.output_names)}"
-            )
+            raise LayerError(f"{self.path} has no output {unknown[0]!r}; it has {', '.join(self.output_names)}")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ConfigError(f"expected images of shape (N, 3, H, W), got {batch.shape}")

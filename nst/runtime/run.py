@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from nst.runtime.colors import preserve_colors
 from nst.runtime.config import Step, StylizeConfig
-from nst.runtime.loop import Best, optimize
+from nst.runtime.loop import Best, ObjectiveFn, optimize
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import Objective, StyleGrams, Term, reference_terms
 from nst.runtime.optim import Optimizer, make_optimizer
@@ -41,7 +42,7 @@ def stage_sizes(size: tuple[int, int], scales: int, min_size: int) -> list[tuple
     to the full size. `scales` 0 picks one stage per octave above `min_size`."""
     h, w = size
     long_side = max(h, w)
-    n = scales if scales > 0 else 1 + max(0, int(math.floor(math.log2(long_side / min_size))))
+    n = scales if scales > 0 else 1 + max(0, math.floor(math.log2(long_side / min_size)))
     if n <= 1 or long_side <= min_size:
         return [(h, w)]
     ratios = [(min_size / long_side) ** ((n - 1 - k) / (n - 1)) for k in range(n)]
@@ -61,8 +62,13 @@ def plan_stages(size: tuple[int, int], iterations: int, scales: int, min_size: i
     return stages
 
 
-def initial_image(content: torch.Tensor, initial: torch.Tensor | None, noiseblend: float | None,
-                  mean_pixel: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def initial_image(
+    content: torch.Tensor,
+    initial: torch.Tensor | None,
+    noiseblend: float | None,
+    mean_pixel: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """The start image (1, 3, H, W), 0-255, following anishathalye/neural-style: noise
     N(0, 0.256^2) in mean-subtracted space blended with the start image as
     (start - mean) * (1 - noiseblend) + noise * noiseblend. The start image is `initial` if
@@ -86,10 +92,22 @@ class StylizeInterrupted(KeyboardInterrupt):
 class Run:
     """A stylization of one content image, stage by stage."""
 
-    def __init__(self, model: VGGMirror, config: StylizeConfig, content: Image, stages: Sequence[Stage],
-                 stage_grams: Sequence[Sequence[StyleGrams]], *, blend: Sequence[float], initial: Image | None,
-                 precision: Callable, channels_last: bool, extra_terms: Sequence[Term] = (),
-                 callback: Callable[[Step], None] | None = None, start: float | None = None):
+    def __init__(
+        self,
+        model: VGGMirror,
+        config: StylizeConfig,
+        content: Image,
+        stages: Sequence[Stage],
+        stage_grams: Sequence[Sequence[StyleGrams]],
+        *,
+        blend: Sequence[float],
+        initial: Image | None,
+        precision: Callable,
+        channels_last: bool,
+        extra_terms: Sequence[Term] = (),
+        callback: Callable[[Step], None] | None = None,
+        start: float | None = None,
+    ):
         self.model, self.config, self.content, self.initial = model, config, content, initial
         self.stages, self.stage_grams = stages, stage_grams  # one list of style Grams per stage
         self.blend, self.extra_terms = blend, extra_terms
@@ -132,9 +150,14 @@ class Run:
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = image.detach().requires_grad_(True)
         terms = reference_terms(self.model, content, style_grams, self.blend, self.config)
-        objective = Objective(self.model, [*terms, *self.extra_terms], precision=self.precision,
-                              channels_last=self.channels_last, checkpoint=self.config.low_memory)
-        fn = objective
+        objective = Objective(
+            self.model,
+            [*terms, *self.extra_terms],
+            precision=self.precision,
+            channels_last=self.channels_last,
+            checkpoint=self.config.low_memory,
+        )
+        fn: ObjectiveFn = objective
         if self.config.compile:
             # Fixed shapes within a stage; on CUDA "max-autotune" also captures CUDA graphs.
             fn = torch.compile(objective, mode="max-autotune" if self.channels_last else None, dynamic=False)
@@ -149,11 +172,22 @@ class Run:
             every = self.config.checkpoint_iterations
             due = every and iteration % every == 0 and iteration < self.config.iterations
             snapshot = self.render(self.best.image) if due and self.best.image is not None else None
-            self.callback(Step(iteration, self.config.iterations, stage.index, stage.size, total, values,
-                               time.perf_counter() - self.start, snapshot))
+            self.callback(
+                Step(
+                    iteration,
+                    self.config.iterations,
+                    stage.index,
+                    stage.size,
+                    total,
+                    values,
+                    time.perf_counter() - self.start,
+                    snapshot,
+                )
+            )
 
-        optimize(image, fn, self.optimizer, iterations=stage.iterations, first=stage.first, best=self.best,
-                 on_step=on_step)
+        optimize(
+            image, fn, self.optimizer, iterations=stage.iterations, first=stage.first, best=self.best, on_step=on_step
+        )
 
     def _kept(self) -> torch.Tensor:
         # No finite loss was ever seen (a diverged run): keep the last iterate rather than nothing.

@@ -9,19 +9,20 @@ size, so a second content image with the same styles pays only for its own conte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from nst.errors import ConfigError, TargetsError
-from nst.models.layers import STYLE_LAYERS
-from nst.runtime.config import StylizeConfig, Step
+from nst.models.layers import STYLE_LAYERS, Pooling
+from nst.runtime.config import Step, StylizeConfig
 from nst.runtime.device import autocast, channels_last, resolve_device
+from nst.runtime.images import ImageLike, as_image, image_key
 from nst.runtime.losses import normalized
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import StyleGrams, Term
-from nst.runtime.images import ImageLike, as_image, image_key
 from nst.runtime.run import Run, StylizeInterrupted, image_tensor, plan_stages
 from nst.runtime.targets import StyleTargets
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 StepCallback = Callable[[Step], None]
 
-__all__ = ["Stylizer", "StylizeConfig", "StylizeInterrupted", "Step", "stylize"]
+__all__ = ["Step", "StylizeConfig", "StylizeInterrupted", "Stylizer", "stylize"]
 
 
 class Stylizer:
@@ -44,20 +45,33 @@ class Stylizer:
     saves its memory when only one image is stylized.
     """
 
-    def __init__(self, model: str | Path | VGGMirror | None = None, *, device: str | torch.device | None = None,
-                 config: StylizeConfig = StylizeConfig(), keep_extractor: bool = True):
+    def __init__(
+        self,
+        model: str | Path | VGGMirror | None = None,
+        *,
+        device: str | torch.device | None = None,
+        config: StylizeConfig = StylizeConfig(),
+        keep_extractor: bool = True,
+    ):
         self.config = config
         self.device = resolve_device(device if device is not None else config.device)
         self.model = load_mirror(model, config.pooling).to(self.device)
         if channels_last(self.device):
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.keep_extractor = keep_extractor
         self._extractor: OrtExtractor | None = None
         self._grams: dict[tuple[str, tuple[int, int]], StyleGrams] = {}
 
-    def stylize(self, content: ImageLike, *, styles: Sequence[ImageLike] = (),
-                targets: str | Path | StyleTargets | None = None, callback: StepCallback | None = None,
-                config: StylizeConfig | None = None, extra_terms: Sequence[Term] = ()) -> Image:
+    def stylize(
+        self,
+        content: ImageLike,
+        *,
+        styles: Sequence[ImageLike] = (),
+        targets: str | Path | StyleTargets | None = None,
+        callback: StepCallback | None = None,
+        config: StylizeConfig | None = None,
+        extra_terms: Sequence[Term] = (),
+    ) -> Image:
         """Stylize `content` with `styles` (or precomputed `targets`); return the best image.
 
         `config` overrides the session's for this image (its pooling must be the session's).
@@ -84,10 +98,20 @@ class Stylizer:
             stage_grams = [grams for _ in stages]
         else:
             stage_grams = self._stage_grams(style_imgs, scales, [stage.size[1] for stage in stages])
-        run = Run(self.model, config, content_img, stages, stage_grams, blend=style_blend(config, n_styles),
-                  initial=initial,
-                  precision=autocast(self.device, config.precision), channels_last=channels_last(self.device),
-                  extra_terms=extra_terms, callback=callback, start=start)
+        run = Run(
+            self.model,
+            config,
+            content_img,
+            stages,
+            stage_grams,
+            blend=style_blend(config, n_styles),
+            initial=initial,
+            precision=autocast(self.device, config.precision),
+            channels_last=channels_last(self.device),
+            extra_terms=extra_terms,
+            callback=callback,
+            start=start,
+        )
         return run.run()
 
     def style_grams(self, styles: Sequence[ImageLike], shapes: Sequence[tuple[int, int]]) -> list[StyleGrams]:
@@ -109,7 +133,7 @@ class Stylizer:
         shapes = [style_shape((s.height, s.width), k, width=w) for w in widths for s, k in zip(styles, scales)]
         flat = self.style_grams(styles * len(widths), shapes)
         n = len(styles)
-        return [flat[i * n:(i + 1) * n] for i in range(len(widths))]
+        return [flat[i * n : (i + 1) * n] for i in range(len(widths))]
 
     def _compute_grams(self, images: list[Image], shapes: list[tuple[int, int]]) -> list[StyleGrams]:
         """Through onnxruntime (images of one size batched), unless the session pools unlike
@@ -155,15 +179,22 @@ class Stylizer:
         return loaded
 
 
-def stylize(content: ImageLike, styles: Sequence[ImageLike] = (), *, config: StylizeConfig = StylizeConfig(),
-            model: str | Path | VGGMirror | None = None, targets: str | Path | StyleTargets | None = None,
-            device: str | torch.device | None = None, callback: StepCallback | None = None) -> Image:
+def stylize(
+    content: ImageLike,
+    styles: Sequence[ImageLike] = (),
+    *,
+    config: StylizeConfig = StylizeConfig(),
+    model: str | Path | VGGMirror | None = None,
+    targets: str | Path | StyleTargets | None = None,
+    device: str | torch.device | None = None,
+    callback: StepCallback | None = None,
+) -> Image:
     """Stylize one image: `Stylizer(model, device=device, config=config).stylize(...)`."""
     session = Stylizer(model, device=device, config=config, keep_extractor=False)
     return session.stylize(content, styles=styles, targets=targets, callback=callback)
 
 
-def load_mirror(model: str | Path | VGGMirror | None, pooling: str | None = None) -> VGGMirror:
+def load_mirror(model: str | Path | VGGMirror | None, pooling: Pooling | None = None) -> VGGMirror:
     """The PyTorch mirror of the extractor (None: the cached default model), with `pooling`."""
     if not isinstance(model, VGGMirror):
         from nst.export.cached import resolve_model
@@ -174,7 +205,7 @@ def load_mirror(model: str | Path | VGGMirror | None, pooling: str | None = None
 
 def target_grams(targets: StyleTargets, scales: Sequence[float], device: torch.device) -> list[StyleGrams]:
     """[style] -> {layer: (1, C, C)} from a targets file, at each style's scale."""
-    grams = []
+    grams: list[StyleGrams] = []
     for index, scale in enumerate(scales):
         entry = next(e for e in targets.grams_for(index) if e.scale == scale)
         grams.append({name: torch.from_numpy(entry.grams[name]).to(device)[None] for name in STYLE_LAYERS})
@@ -184,7 +215,9 @@ def target_grams(targets: StyleTargets, scales: Sequence[float], device: torch.d
 def style_blend(config: StylizeConfig, n_styles: int) -> tuple[float, ...]:
     weights = config.style_blend_weights or (1.0,) * n_styles
     if len(weights) != n_styles:
-        raise ConfigError(f"--style-blend-weights has {len(weights)} values for {n_styles} style(s); give one per style")
+        raise ConfigError(
+            f"--style-blend-weights has {len(weights)} values for {n_styles} style(s); give one per style"
+        )
     return normalized(weights)
 
 
@@ -198,11 +231,15 @@ def style_scales(config: StylizeConfig, n_styles: int, targets: StyleTargets | N
         scales = scales or (1.0,)
         for index, scale in enumerate(scales * n_styles if len(scales) == 1 else scales):
             if all(entry.scale != scale for entry in targets.grams_for(index)):
-                raise TargetsError(f"the targets have no Grams at style scale {scale:g} for style {index + 1} "
-                                   f"(they have {', '.join(f'{s:g}' for s in available)}); pass --style-scales to pick one")
+                raise TargetsError(
+                    f"the targets have no Grams at style scale {scale:g} for style {index + 1} "
+                    f"(they have {', '.join(f'{s:g}' for s in available)}); pass --style-scales to pick one"
+                )
     scales = scales or (1.0,)
     if len(scales) == 1:
         return scales * n_styles
     if len(scales) != n_styles:
-        raise ConfigError(f"--style-scales has {len(scales)} values for {n_styles} style(s); give one, or one per style")
+        raise ConfigError(
+            f"--style-scales has {len(scales)} values for {n_styles} style(s); give one, or one per style"
+        )
     return scales

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -84,8 +84,7 @@ class StyleTargets:
         missing = [name for name in wanted if name not in self.layers]
         if missing:
             raise TargetsError(
-                f"the style targets have no Grams for {', '.join(missing)} "
-                f"(they have {', '.join(self.layers)}); {fix}"
+                f"the style targets have no Grams for {', '.join(missing)} (they have {', '.join(self.layers)}); {fix}"
             )
 
     def grams_for(self, style: int) -> list[StyleEntry]:
@@ -128,10 +127,9 @@ def save_targets(targets: StyleTargets, path: str | Path, overwrite: bool = Fals
             if layer not in entry.grams:
                 raise TargetsError(f"style entry {i} has no Gram for {layer}; cannot save incomplete targets")
             arrays[f"entry{i}/{layer}"] = np.ascontiguousarray(entry.grams[layer], dtype=np.float32)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        # An open file, so that numpy does not append `.npz` to the name.
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    # An open file, so that numpy does not append `.npz` to the name.
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
     return Path(path)
 
 
@@ -140,7 +138,9 @@ def load_targets(path: str | Path) -> StyleTargets:
     path = Path(path)
     fix = _RECOMPUTE.format(path=path)
     if not path.is_file():
-        raise TargetsError(f"style-targets file not found: {path}; create it with `nst precompute-style STYLE... -m MODEL.onnx -o {path}`")
+        raise TargetsError(
+            f"style-targets file not found: {path}; create it with `nst precompute-style STYLE... -m MODEL.onnx -o {path}`"
+        )
     with open(path, "rb") as f:
         head = f.read(4)
     if head != _ZIP_MAGIC:
@@ -148,7 +148,9 @@ def load_targets(path: str | Path) -> StyleTargets:
     try:
         with np.load(path, allow_pickle=False) as npz:
             if _METADATA_KEY not in npz.files:
-                raise TargetsError(f"{path} is not a style-targets file (no nst metadata); create one with `nst precompute-style`")
+                raise TargetsError(
+                    f"{path} is not a style-targets file (no nst metadata); create one with `nst precompute-style`"
+                )
             meta = _parse_metadata(npz[_METADATA_KEY], path, fix)
             arrays = {name: npz[name] for name in npz.files if name != _METADATA_KEY}
     except TargetsError:
@@ -174,7 +176,9 @@ def _parse_metadata(raw: np.ndarray, path: Path, fix: str) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError):
         meta = None
     if not isinstance(meta, dict) or meta.get("magic") != MAGIC:
-        raise TargetsError(f"{path} is not a style-targets file (no nst metadata); create one with `nst precompute-style`")
+        raise TargetsError(
+            f"{path} is not a style-targets file (no nst metadata); create one with `nst precompute-style`"
+        )
     if meta.get("format") != FORMAT_VERSION:
         raise TargetsError(
             f"{path} has style-targets format {meta.get('format')}, this nst reads format {FORMAT_VERSION}; {fix}"
