@@ -40,7 +40,7 @@ from benchmarks.common import (
     model_path,
 )
 
-# StylizeConfig options this script can switch on, if the field exists (issue 6 adds them).
+# StylizeConfig options this script can switch on.
 FLAGS = ("low_memory", "compile")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from nst.errors import OutputError
 
 
-def check_writable(path: str | Path, overwrite: bool = True) -> Path:
+def check_writable(path: str | Path, *, overwrite: bool = True) -> Path:
     """Fail early, before any work, if `path` cannot be written."""
     path = Path(path)
     if path.exists() and not overwrite:
@@ -27,12 +27,12 @@ def check_writable(path: str | Path, overwrite: bool = True) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`.
 
     On any exception the temporary file is removed and `path` is left as it was.
     """
-    path = check_writable(path, overwrite)
+    path = check_writable(path, overwrite=overwrite)
     # The temporary name keeps the extension, for writers that pick a format from it.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)

@@ -14,12 +14,18 @@ def test_initial_image_follows_the_reference():
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     noise = torch.randn((1, 3, 2, 2), generator=gen()) * 0.256
     # no --initial: pure noise around the mean pixel
-    assert torch.allclose(initial_image(content, None, None, mean, gen()), mean + noise)
+    assert torch.allclose(initial_image(content, None, noiseblend=None, mean_pixel=mean, generator=gen()), mean + noise)
     # --initial alone: exactly that image
-    assert torch.equal(initial_image(content, start, None, mean, gen()), start)
+    assert torch.equal(initial_image(content, start, noiseblend=None, mean_pixel=mean, generator=gen()), start)
     # a noise blend mixes in mean-subtracted space
-    assert torch.allclose(initial_image(content, start, 0.25, mean, gen()), (start - mean) * 0.75 + noise * 0.25 + mean)
-    assert torch.allclose(initial_image(content, None, 0.5, mean, gen()), (content - mean) * 0.5 + noise * 0.5 + mean)
+    assert torch.allclose(
+        initial_image(content, start, noiseblend=0.25, mean_pixel=mean, generator=gen()),
+        (start - mean) * 0.75 + noise * 0.25 + mean,
+    )
+    assert torch.allclose(
+        initial_image(content, None, noiseblend=0.5, mean_pixel=mean, generator=gen()),
+        (content - mean) * 0.5 + noise * 0.5 + mean,
+    )
 
 
 def test_stage_sizes():

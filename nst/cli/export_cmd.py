@@ -66,7 +66,7 @@ def export_vgg(
         from nst.fileio import check_writable
         from nst.models.cache import ensure_weights
 
-        check_writable(output, overwrite)  # before a 500 MB download, not after
+        check_writable(output, overwrite=overwrite)  # before a 500 MB download, not after
         with download_bar(registry.get(str(weights)).file_name) as progress:
             weights = ensure_weights(str(weights), progress=progress, notify=echo_step)
     start = time.perf_counter()

@@ -76,7 +76,7 @@ def precompute_style(
     from nst.runtime.targets import save_targets
 
     config = PrecomputeConfig(size=size, style_scales=style_scales, batch_size=batch_size, provider=provider)
-    check_writable(output, overwrite)  # before the slow part
+    check_writable(output, overwrite=overwrite)  # before the slow part
     start = time.perf_counter()
     total = len(styles) * len(config.style_scales)
     with tqdm(

@@ -236,7 +236,7 @@ def stylize_cmd(
 
     output_format(output)
     for path in paths.all():  # before any work: nothing is computed for an output that cannot be written
-        check_writable(path, overwrite)
+        check_writable(path, overwrite=overwrite)
     if plot:
         _require_matplotlib()
     model_path = _resolve_model(model, weights, config.pooling)

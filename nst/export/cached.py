@@ -33,6 +33,7 @@ def cached_model_path(source_sha256: str, config: ExportConfig) -> Path:
 def cached_model(
     weights: str | Path | None = None,
     config: ExportConfig = ExportConfig(),
+    *,
     progress: ProgressFn | None = None,
     notify: NotifyFn | None = None,
 ) -> Path:
@@ -44,7 +45,7 @@ def cached_model(
     is exported into the cache atomically. `notify(message)` receives one line per step.
     Raises DownloadError, WeightsError, LayerError, ConfigError.
     """
-    source = resolve_weights(weights, progress, notify)
+    source = resolve_weights(weights, progress=progress, notify=notify)
     digest = source_sha256(source)
     model = cached_model_path(digest, config)
     if model.is_file():

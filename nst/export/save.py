@@ -22,7 +22,7 @@ def export_vgg_file(
     `source_sha256`, the `.mat` file's hash if known, spares hashing it again."""
     import onnx
 
-    check_writable(output, overwrite)  # before the slow part
+    check_writable(output, overwrite=overwrite)  # before the slow part
     vgg = read_matconvnet(weights, swap_kernel_axes=config.swap_kernel_axes, sha256=source_sha256)
     model = build_onnx(vgg, config)
     with atomic_path(output, overwrite=overwrite) as tmp:

@@ -112,6 +112,7 @@ def source_sha256(path: str | Path) -> str:
 
 def ensure_weights(
     name: str | None = None,
+    *,
     progress: ProgressFn | None = None,
     notify: NotifyFn | None = None,
     timeout: float | None = None,
@@ -159,6 +160,7 @@ def _check_placed_file(entry: registry.WeightsFile, path: Path, notify: NotifyFn
 
 def resolve_weights(
     weights: str | Path | None,
+    *,
     progress: ProgressFn | None = None,
     notify: NotifyFn | None = None,
 ) -> Path:
@@ -167,12 +169,12 @@ def resolve_weights(
     An existing file wins over a registry name of the same spelling.
     """
     if weights is None:
-        return ensure_weights(None, progress, notify)
+        return ensure_weights(None, progress=progress, notify=notify)
     path = Path(weights).expanduser()
     if path.is_file():
         return path
     if registry.is_known(str(weights)):
-        return ensure_weights(str(weights), progress, notify)
+        return ensure_weights(str(weights), progress=progress, notify=notify)
     raise WeightsError(
         f"weights file not found: {weights} (give a .mat file, or one of the known weights "
         f"{', '.join(registry.names())}, which are downloaded)"

@@ -71,6 +71,7 @@ def download_file(
     urls: str | Sequence[str],
     dest: str | Path,
     checksums: Mapping[str, str],
+    *,
     size: int | None = None,
     progress: ProgressFn | None = None,
     timeout: float = DEFAULT_TIMEOUT,

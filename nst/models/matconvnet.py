@@ -1,7 +1,7 @@
 """Reader for MatConvNet's `imagenet-vgg-verydeep-{16,19}.mat` (both published versions).
 
 Layers and normalization fields are found by their names, never by position: see
-shared MATFORMAT.md for the structure this reads.
+docs/MATFORMAT.md for the structure this reads.
 """
 
 from __future__ import annotations
@@ -126,11 +126,11 @@ def _conv_weights(record: np.void, name: str, in_ch: int, out_ch: int, order: tu
     return kernel, np.ascontiguousarray(bias.reshape(-1), dtype=np.float32)
 
 
-def read_matconvnet(path: str | Path, swap_kernel_axes: bool = False, sha256: str | None = None) -> VGGWeights:
+def read_matconvnet(path: str | Path, *, swap_kernel_axes: bool = False, sha256: str | None = None) -> VGGWeights:
     """Read a MatConvNet VGG-16/19 `.mat` file into `VGGWeights` (fc and softmax skipped).
 
     `swap_kernel_axes=True` reproduces anishathalye/neural-style, which swaps the kernels'
-    two spatial axes; the default keeps MatConvNet's (H, W) order (see MATFORMAT.md).
+    two spatial axes; the default keeps MatConvNet's (H, W) order (docs/MATFORMAT.md).
     `sha256`: the file's hash when the caller already knows it (the cache does), to save
     reading 510 MB again.
     """

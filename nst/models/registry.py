@@ -3,7 +3,7 @@
 Sources of the numbers (nothing here is invented):
 - URLs: MatConvNet's pretrained-models page serves `models/<file>`; the 2015 (beta16)
   VGG-19 is the one anishathalye/neural-style's README links, under `models/beta16/`.
-- MD5s: shared MATFORMAT.md for both VGG-19 versions; MatConvNet's `doc/pretrained.md`
+- MD5s: docs/MATFORMAT.md for both VGG-19 versions; MatConvNet's `doc/pretrained.md`
   ("File checksums") for VGG-16 (and the same 2016 VGG-19 MD5). The 2015 MD5 is also the
   one anishathalye/neural-style's README gives for the beta16 link.
 - Sizes and SHA-256s are not published anywhere we could read, so they are `None`; the

@@ -1,7 +1,7 @@
 """Synthetic MatConvNet VGG files: the real file's structure with seeded random weights.
 
 The real `imagenet-vgg-verydeep-19.mat` is 510 MB and cannot be fetched in tests; these
-files copy its structure (see shared MATFORMAT.md: field order, nesting, dtypes, bias and
+files copy its structure (docs/MATFORMAT.md: field order, nesting, dtypes, bias and
 averageImage shapes) so that code reading them reads the real file too.
 """
 

@@ -102,6 +102,7 @@ def style_grams(
     extractor: Extractor,
     images: Sequence[Image],
     sizes: Sequence[tuple[int, int]] | None = None,
+    *,
     layers: Sequence[str] | None = None,
     batch_size: int = 8,
 ) -> list[dict[str, np.ndarray]]:

@@ -130,7 +130,7 @@ def output_format(path: str | Path) -> tuple[str, dict]:
     return _FORMATS[suffix]
 
 
-def save_image(img, path: str | Path, overwrite: bool = False, text: Mapping[str, str] | None = None) -> Path:
+def save_image(img: Image, path: str | Path, *, overwrite: bool = False, text: Mapping[str, str] | None = None) -> Path:
     """Write a PIL image atomically; the format follows the extension (JPEG at quality 95).
 
     `text` becomes PNG text chunks (e.g. the parameters used); other formats ignore it.

@@ -130,7 +130,7 @@ class LBFGS(_ImageOptimizer):
 
 
 def make_optimizer(
-    image: torch.Tensor, config: StylizeConfig, previous: Optimizer | None = None, pixel_ratio: float = 1.0
+    image: torch.Tensor, config: StylizeConfig, *, previous: Optimizer | None = None, pixel_ratio: float = 1.0
 ) -> Optimizer:
     """Adam with the reference's settings, or L-BFGS taking one function evaluation per step
     (no line search, no early stop), so that both report and cost the same per iteration.

@@ -65,6 +65,7 @@ def plan_stages(size: tuple[int, int], iterations: int, scales: int, min_size: i
 def initial_image(
     content: torch.Tensor,
     initial: torch.Tensor | None,
+    *,
     noiseblend: float | None,
     mean_pixel: torch.Tensor,
     generator: torch.Generator,
@@ -142,7 +143,13 @@ class Run:
         content = image_tensor(self.content, stage.size, self.device)  # (1, 3, h, w)
         if self.image is None:
             start = image_tensor(self.initial, stage.size, self.device) if self.initial is not None else None
-            image = initial_image(content, start, self.config.initial_noiseblend, self.model.mean_pixel, self.generator)
+            image = initial_image(
+                content,
+                start,
+                noiseblend=self.config.initial_noiseblend,
+                mean_pixel=self.model.mean_pixel,
+                generator=self.generator,
+            )
             previous_size = stage.size
         else:
             # Coarse to fine: continue from the previous stage's best, upsampled.
@@ -162,7 +169,7 @@ class Run:
             # Fixed shapes within a stage; on CUDA "max-autotune" also captures CUDA graphs.
             fn = torch.compile(objective, mode="max-autotune" if self.channels_last else None, dynamic=False)
         ratio = (stage.size[0] * stage.size[1]) / (previous_size[0] * previous_size[1])
-        self.optimizer = make_optimizer(image, self.config, self.optimizer, pixel_ratio=ratio)
+        self.optimizer = make_optimizer(image, self.config, previous=self.optimizer, pixel_ratio=ratio)
         self.previous, self.best = self.best, Best()
 
         def on_step(iteration: int, total: float, values: dict[str, float]) -> None:

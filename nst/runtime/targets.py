@@ -117,7 +117,7 @@ def _metadata(targets: StyleTargets) -> dict:
     }
 
 
-def save_targets(targets: StyleTargets, path: str | Path, overwrite: bool = False) -> Path:
+def save_targets(targets: StyleTargets, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write `targets` to `path` atomically (the old file, if any, stays until the new is whole)."""
     arrays: dict[str, np.ndarray] = {
         _METADATA_KEY: np.frombuffer(json.dumps(_metadata(targets)).encode("utf-8"), dtype=np.uint8)
