@@ -38,5 +38,21 @@ class OutputError(NSTError):
     """An output cannot be written (exists without --overwrite, folder missing, read-only)."""
 
 
+class CacheError(NSTError):
+    """The cache folder ($NST_HOME) cannot be used: it is a file, cannot be created, or is read-only."""
+
+
 class DownloadError(NSTError):
     """A weight file could not be downloaded or failed its checksum."""
+
+
+class ResourceError(NSTError):
+    """Not enough memory (RAM or GPU) or disk for what was asked; the message says the way out."""
+
+
+class StateError(NSTError):
+    """A run-state file (--resume) is missing, corrupt, or belongs to another run."""
+
+
+class NSTWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints one line)."""

@@ -12,29 +12,62 @@ from nst.errors import OutputError
 
 
 def check_writable(path: str | Path, *, overwrite: bool = True) -> Path:
-    """Fail early, before any work, if `path` cannot be written."""
+    """Fail early, before any work, if `path` cannot be written.
+
+    The folder is tried for real, by creating and removing a temporary file in it:
+    permissions alone do not tell (read-only mounts, /proc, full disks, ACLs).
+    """
+    path = _check_path(path, overwrite)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write in folder {path.parent} ({exc.strerror or exc}); choose another output path"
+        ) from None
+    return path
+
+
+def _check_path(path: str | Path, overwrite: bool) -> Path:
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    if not str(path).strip() or not path.name:  # '' arrives from click as Path('.')
+        raise OutputError("the output path is empty; give a file name such as out.png")
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    folder = path.parent
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{blocker} is a file, not a folder; choose another output path for {path.name}")
     if not folder.is_dir():
         raise OutputError(f"folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"folder {folder} is not writable; choose another output path")
     return path
+
+
+def fallback_path(path: str | Path) -> Path:
+    """Where to put an output that could not be written at `path`: the temporary folder,
+    under a name that says what it is and does not replace anything."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f"nst-{path.stem or 'output'}-", suffix=path.suffix or ".png")
+    os.close(fd)
+    return Path(name)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`.
 
-    On any exception the temporary file is removed and `path` is left as it was.
+    On any exception the temporary file is removed and `path` is left as it was; an OSError
+    (a full disk, a folder that went read-only) becomes an OutputError naming `path`.
     """
-    path = check_writable(path, overwrite=overwrite)
+    path = _check_path(path, overwrite)
     # The temporary name keeps the extension, for writers that pick a format from it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path} ({exc.strerror or exc}); choose another output path") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -43,6 +76,8 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
             raise OutputError(f"{path} exists; pass --overwrite to replace it")
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it 0600
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path} ({exc.strerror or exc}); choose another output path") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

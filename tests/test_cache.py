@@ -165,6 +165,30 @@ def test_cli_download_list_clear(fixture_weights):
     assert runner.invoke(main, ["cache", "list"]).output.splitlines()[1] == "(empty)"
 
 
+def test_clear_deletes_only_what_nst_put_there(fixture_weights, make_mat):
+    import hashlib
+    import shutil
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["download-weights", "vgg19"]).exit_code == 0
+    cached_model()
+    weights = fixture_weights.home / "weights"
+    # A user's own files in the cache: a .mat under a registry name nst never downloaded, and another.
+    mine = shutil.copy(make_mat(seed=3), weights / "imagenet-vgg-verydeep-16.mat")
+    other = shutil.copy(make_mat(seed=4), weights / "my-finetuned-vgg.mat")
+    digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (mine, other)}
+    listing = runner.invoke(main, ["cache", "list"]).output
+    assert "my-finetuned-vgg.mat  (weights; not nst's: cache clear leaves it)" in listing
+    result = runner.invoke(main, ["cache", "clear", "-y"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 4 files" in result.output  # the download, the model, its note, hashes.json
+    assert result.output.splitlines()[-1] == (
+        "left 2 file(s) that nst did not put there: imagenet-vgg-verydeep-16.mat, my-finetuned-vgg.mat"
+    )
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (mine, other)} == digests
+    assert not (weights / FILE).exists() and not list((fixture_weights.home / "models").glob("*.onnx"))
+
+
 def test_cli_download_without_network_is_one_line(weights_home, monkeypatch):
     monkeypatch.setenv("NST_WEIGHTS_URL", closed_port_url())
     result = CliRunner().invoke(main, ["download-weights", "vgg16"])

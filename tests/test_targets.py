@@ -104,7 +104,7 @@ def test_save_refuses_to_overwrite_and_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=r"^cannot write .*style.targets \(disk full\); choose another output path$"):
         save_targets(_random_targets(1), path, overwrite=True)
     assert path.read_bytes() == before  # the old file is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["style.targets"]

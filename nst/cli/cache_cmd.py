@@ -94,7 +94,8 @@ def cache_list() -> None:
         click.echo("(empty)")
         return
     for item in files:
-        click.echo(f"{item.kind:8} {_size(item.size):>9}  {item.path.name}  ({item.description})")
+        mine = "" if item.owned else "; not nst's: cache clear leaves it"
+        click.echo(f"{item.kind:8} {_size(item.size):>9}  {item.path.name}  ({item.description}{mine})")
     click.echo(f"total {_size(sum(item.size for item in files))} in {len(files)} files")
 
 
@@ -108,12 +109,15 @@ def cache_list() -> None:
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_clear(what: Literal["weights", "models"] | None, yes: bool) -> None:
-    """Delete cached files (everything unless --only)."""
+    """Delete what nst put in the cache (everything unless --only); files placed by hand stay."""
     from nst.models.cache import cache_dir, clear_cache
 
     scope: Literal["all", "weights", "models"] = what or "all"
     label = {"all": "all weights and models", "weights": "all weights", "models": "all exported models"}[scope]
     if not yes:
         click.confirm(f"delete {label} in {cache_dir()}?", abort=True)
-    count, size = clear_cache(scope)
-    click.echo(f"deleted {count} files ({_size(size)}) from {cache_dir()}")
+    done = clear_cache(scope)
+    click.echo(f"deleted {done.count} files ({_size(done.size)}) from {cache_dir()}")
+    if done.left:
+        names = ", ".join(path.name for path in done.left)
+        click.echo(f"left {len(done.left)} file(s) that nst did not put there: {names}")

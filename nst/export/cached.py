@@ -14,7 +14,7 @@ from pathlib import Path
 from nst.contract import FORMAT_VERSION
 from nst.export.onnx_graph import ExportConfig
 from nst.fileio import atomic_path
-from nst.models.cache import NotifyFn, models_dir, resolve_weights, source_sha256
+from nst.models.cache import NotifyFn, models_dir, record_owned, resolve_weights, source_sha256, usable_cache_dir
 from nst.models.download import ProgressFn
 from nst.models.layers import Pooling
 
@@ -55,6 +55,7 @@ def cached_model(
 
     from nst.export.save import export_vgg_file
 
+    usable_cache_dir()
     if notify:
         notify(f"exporting {source} to {model} (once; later runs reuse it)")
     model.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,7 @@ def cached_model(
     }
     with atomic_path(model.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(note, indent=1))
+    record_owned(model, model.with_suffix(".json"))
     return model
 
 

@@ -7,6 +7,8 @@ Layout of `$NST_HOME` (else the platform's user cache folder for "nst"):
                                     keyed by the weights file's SHA-256 and the export options
     hashes.json                     SHA-256 of weight files by (path, size, mtime), so that a
                                     second run does not hash 500 MB again
+    owned.json                      the files nst itself put here: `nst cache clear` deletes
+                                    only those (a .mat a user placed by hand stays)
 
 Resolving weights (`resolve_weights`) downloads a registry entry when it is missing; the
 export side (`nst.export.cached.cached_model`) composes this with the exporter.
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from nst.errors import OutputError, WeightsError
-from nst.fileio import atomic_path
+from nst.errors import CacheError, OutputError, WeightsError
+from nst.fileio import atomic_path, check_writable
 from nst.models import registry
 from nst.models.download import DEFAULT_TIMEOUT, ProgressFn, download_file, file_digests, part_path
 
@@ -31,6 +33,7 @@ ENV_HOME = "NST_HOME"
 NotifyFn = Callable[[str], None]
 
 _HASH_INDEX = "hashes.json"
+_OWNED = "owned.json"
 
 
 def cache_dir() -> Path:
@@ -41,6 +44,42 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("nst", appauthor=False))
+
+
+def usable_cache_dir() -> Path:
+    """`cache_dir()`, created if missing; a CacheError says why it cannot be used."""
+    folder = cache_dir()
+    where = f"NST_HOME={folder}" if os.environ.get(ENV_HOME, "").strip() else f"the cache folder {folder}"
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise CacheError(f"{where} cannot be used: {blocker} is a file; point NST_HOME at a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        check_writable(folder / _OWNED)
+    except (OSError, OutputError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CacheError(f"{where} cannot be used ({reason}); set NST_HOME to a writable folder") from None
+    return folder
+
+
+def record_owned(*paths: Path) -> None:
+    """Remember that nst wrote `paths` (inside the cache), so that `clear_cache` may delete them."""
+    owned = owned_files()
+    owned.update(str(Path(p).resolve().relative_to(cache_dir().resolve())) for p in paths)
+    try:
+        with atomic_path(cache_dir() / _OWNED) as tmp:
+            tmp.write_text(json.dumps(sorted(owned), indent=1))
+    except OutputError as exc:
+        raise CacheError(f"cannot record the cache's contents ({exc}); set NST_HOME to a writable folder") from None
+
+
+def owned_files() -> set[str]:
+    """Cache-relative paths of the files nst put in the cache."""
+    try:
+        data = json.loads((cache_dir() / _OWNED).read_text())
+    except (OSError, ValueError):
+        return set()
+    return {str(p) for p in data} if isinstance(data, list) else set()
 
 
 def weights_dir() -> Path:
@@ -128,6 +167,7 @@ def ensure_weights(
         if known_sha256(path) is None:
             _check_placed_file(entry, path, notify)
         return path
+    usable_cache_dir()  # before a 500 MB download: say now if the cache cannot take it
     urls = entry.download_urls()
     if notify:
         resume = part_path(path)
@@ -141,6 +181,7 @@ def ensure_weights(
         progress=progress,
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
     )
+    record_owned(path)
     remember_sha256(path, result.digests["sha256"])
     return path
 
@@ -194,29 +235,45 @@ class CachedFile:
     path: Path
     size: int
     description: str
+    owned: bool  # nst put it there (a download, an export), so `clear_cache` may delete it
+
+
+def _readable_cache() -> Path:
+    folder = cache_dir()
+    if folder.exists() and not folder.is_dir():
+        raise CacheError(f"the cache folder {folder} is a file, not a folder; point NST_HOME at a folder")
+    if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+        raise CacheError(f"the cache folder {folder} cannot be read; set NST_HOME to a folder of yours")
+    return folder
 
 
 def list_cache() -> list[CachedFile]:
     """Weight files, partial downloads and exported models in the cache, sorted by kind and name."""
+    _readable_cache()
     by_cache_name = {entry.cache_name: entry for entry in registry.WEIGHTS.values()}
+    owned = owned_files()
     found: list[CachedFile] = []
-    if weights_dir().is_dir():
-        for path in sorted(weights_dir().iterdir()):
-            if not path.is_file():
-                continue
-            if path.name.endswith(".part"):
-                entry = by_cache_name.get(path.name[: -len(".part")])
-                label = f"partial download of {entry.name}" if entry else "partial download"
-                found.append(CachedFile("partial", path, path.stat().st_size, label))
-            elif path.suffix == ".mat":
-                entry = by_cache_name.get(path.name)
-                found.append(
-                    CachedFile("weights", path, path.stat().st_size, entry.description if entry else "weights")
-                )
-    if models_dir().is_dir():
-        for path in sorted(models_dir().glob("*.onnx")):
-            found.append(CachedFile("model", path, path.stat().st_size, _model_description(path)))
+
+    def add(kind: Kind, path: Path, description: str, mine: bool) -> None:
+        found.append(CachedFile(kind, path, path.stat().st_size, description, mine))
+
+    for path in sorted(weights_dir().iterdir()) if weights_dir().is_dir() else ():
+        if not path.is_file():
+            continue
+        entry = by_cache_name.get(path.name.removesuffix(".part"))
+        if path.name.endswith(".part"):
+            add(
+                "partial", path, f"partial download of {entry.name}" if entry else "partial download", entry is not None
+            )
+        elif path.suffix == ".mat":
+            add("weights", path, entry.description if entry else "weights", _relative(path) in owned)
+    for path in sorted(models_dir().glob("*.onnx")) if models_dir().is_dir() else ():
+        add("model", path, _model_description(path), _relative(path) in owned)
     return found
+
+
+def _relative(path: Path) -> str:
+    return str(path.resolve().relative_to(cache_dir().resolve()))
 
 
 def _model_description(path: Path) -> str:
@@ -232,21 +289,37 @@ def _model_description(path: Path) -> str:
         return "exported model"
 
 
-def clear_cache(what: Literal["all", "weights", "models"] = "all") -> tuple[int, int]:
-    """Delete cached files (`what`: everything, only weights and partial downloads, or only
-    models); return (files deleted, bytes freed). Files nst did not write are left alone."""
+@dataclass(frozen=True)
+class Cleared:
+    """What `clear_cache` did: files deleted, bytes freed, and the files it left (not nst's)."""
+
+    count: int
+    size: int
+    left: tuple[Path, ...]
+
+
+def clear_cache(what: Literal["all", "weights", "models"] = "all") -> Cleared:
+    """Delete what nst put in the cache (`what`: everything, only weights and partial
+    downloads, or only models). Files nst did not write, such as a `.mat` placed by hand,
+    are left alone and listed in the result."""
+    _readable_cache()
+    kinds = {"all": ("weights", "partial", "model"), "weights": ("weights", "partial"), "models": ("model",)}[what]
     targets: list[Path] = []
-    if what in ("all", "weights") and weights_dir().is_dir():
-        targets += [
-            p for p in weights_dir().iterdir() if p.is_file() and (p.suffix == ".mat" or p.name.endswith(".part"))
-        ]
-    if what in ("all", "models") and models_dir().is_dir():
-        for model in models_dir().glob("*.onnx"):
-            targets += [model] + ([model.with_suffix(".json")] if model.with_suffix(".json").is_file() else [])
-        # Leftover temporaries of an export that was killed.
-        targets += [p for p in models_dir().glob(".*.part.onnx")]
-    if what == "all" and _index_path().is_file():
-        targets.append(_index_path())
+    left: list[Path] = []
+    for item in list_cache():
+        if item.kind not in kinds:
+            continue
+        if not item.owned:
+            left.append(item.path)
+            continue
+        targets.append(item.path)
+        note = item.path.with_suffix(".json")
+        if item.kind == "model" and note.is_file():
+            targets.append(note)
+    if "model" in kinds and models_dir().is_dir():
+        targets += models_dir().glob(".*.part.onnx")  # the temporaries of an export that was killed
+    if what == "all":
+        targets += [path for path in (_index_path(),) if path.is_file()]
     count = size = 0
     for path in targets:
         try:
@@ -256,5 +329,9 @@ def clear_cache(what: Literal["all", "weights", "models"] = "all") -> tuple[int,
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise OutputError(f"cannot delete {path}: {exc.strerror or exc}") from None
-    return count, size
+            raise CacheError(f"cannot delete {path}: {exc.strerror or exc}") from None
+    remaining = owned_files() - {_relative(p) for p in targets}
+    if (cache_dir() / _OWNED).is_file():
+        with atomic_path(cache_dir() / _OWNED) as tmp:
+            tmp.write_text(json.dumps(sorted(remaining), indent=1))
+    return Cleared(count, size, tuple(left))
