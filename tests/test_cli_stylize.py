@@ -40,6 +40,8 @@ def _invoke(args, model, files, out, extra=()):
         "3",
         "--seed",
         "0",
+        "--size",
+        "0",
         "-q",
         *extra,
     ]
@@ -76,7 +78,8 @@ def test_checkpoints_at_their_iterations(vgg19_onnx, files, tmp_path):
         ["style"], vgg19_onnx, files, out, ["--iterations", "7", "--checkpoint-iterations", "3", "--no-log"]
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.0003.png", "out.0006.png", "out.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.0003.png", "out.0003.state", "out.0006.png", "out.0006.state", "out.png"]  # fmt: skip
     template = str(tmp_path / "ck_%s.jpg")
     result = _invoke(
         ["style"],
@@ -248,26 +251,35 @@ def test_plot_without_matplotlib_is_a_clear_error(vgg19_onnx, files, tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_writes_the_best_image(vgg19_onnx, files, tmp_path, monkeypatch):
-    import nst.runtime.stylize as runtime
+def _interrupt_at(monkeypatch, iteration: int) -> None:
+    """Make the CLI's run raise KeyboardInterrupt (as Ctrl-C does) after `iteration`."""
+    from nst.runtime.stylize import Stylizer
 
-    real = runtime.stylize
+    real = Stylizer.stylize
 
-    def interrupted(*args, callback=None, **kwargs):
+    def interrupted(self, *args, callback=None, **kwargs):
         def stop(step):
             callback(step)
-            if step.iteration == 2:
+            if step.iteration == iteration:
                 raise KeyboardInterrupt
 
-        return real(*args, callback=stop, **kwargs)
+        return real(self, *args, callback=stop, **kwargs)
 
-    monkeypatch.setattr(runtime, "stylize", interrupted)
+    monkeypatch.setattr(Stylizer, "stylize", interrupted)
+
+
+def test_ctrl_c_writes_the_best_image_and_the_state(vgg19_onnx, files, tmp_path, monkeypatch):
+    _interrupt_at(monkeypatch, 2)
     out = tmp_path / "out.png"
     result = _invoke(["style"], vgg19_onnx, files, out, ["--iterations", "10"])
     assert result.exit_code == 130
-    assert f"Interrupted at iteration 2: wrote the best image so far to {out}" in result.output
+    assert (
+        f"Interrupted at iteration 2: wrote the best image so far to {out}; "
+        f"continue with --resume {tmp_path / 'out.state'} --overwrite"
+    ) in result.output
     assert Image.open(out).size == (40, 32)
     assert len((tmp_path / "out.losses.csv").read_text().splitlines()) == 3
+    assert (tmp_path / "out.state").is_file()
 
 
 def test_every_config_field_has_an_option():
@@ -275,3 +287,46 @@ def test_every_config_field_has_an_option():
     assert result.exit_code == 0
     for field in dataclasses.fields(StylizeConfig):
         assert f"--{field.name.replace('_', '-')}" in result.output, field.name
+
+
+def test_resume_from_a_checkpoint_writes_the_same_image(vgg19_onnx, files, tmp_path):
+    whole, part = tmp_path / "whole.png", tmp_path / "part.png"
+    args = ["--iterations", "6", "--checkpoint-iterations", "3", "--no-log"]
+    assert _invoke(["style"], vgg19_onnx, files, whole, args).exit_code == 0
+    assert _invoke(["style"], vgg19_onnx, files, part, args).exit_code == 0
+    # Resume the second run from its checkpoint; only the options' defaults differ (none given).
+    argv = ["stylize", str(files["content"]), str(files["style"]), "-m", str(vgg19_onnx), "-o", str(part),
+            "--resume", str(tmp_path / "part.0003.state"), "--overwrite", "-q", "--no-log"]  # fmt: skip
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert part.read_bytes() == whole.read_bytes()
+
+
+def test_ctrl_c_then_resume_finishes_the_run(vgg19_onnx, files, tmp_path, monkeypatch):
+    whole, out = tmp_path / "whole.png", tmp_path / "out.png"
+    assert _invoke(["style"], vgg19_onnx, files, whole, ["--iterations", "6"]).exit_code == 0
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 4)
+        assert _invoke(["style"], vgg19_onnx, files, out, ["--iterations", "6"]).exit_code == 130
+    result = _invoke(["style"], vgg19_onnx, files, out,
+                     ["--iterations", "6", "--resume", str(tmp_path / "out.state"), "--overwrite"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == whole.read_bytes()
+    rows = (tmp_path / "out.losses.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]  # the log holds the whole run
+
+
+def test_resume_refuses_changed_options_in_one_line(vgg19_onnx, files, tmp_path):
+    out = tmp_path / "out.png"
+    assert (
+        _invoke(["style"], vgg19_onnx, files, out, ["--iterations", "4", "--checkpoint-iterations", "2"]).exit_code == 0
+    )
+    before = out.read_bytes()
+    result = _invoke(["style"], vgg19_onnx, files, out,
+                     ["--resume", str(tmp_path / "out.0002.state"), "--overwrite", "--iterations", "4",
+                      "--style-weight", "7"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: the state comes from a run with other settings (--style-weight); leave them as they were\n"
+    )
+    assert out.read_bytes() == before

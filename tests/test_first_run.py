@@ -23,7 +23,21 @@ def _images(tmp_path):
 
 
 def _stylize(content, style, out, *extra):
-    args = ["stylize", str(content), str(style), "-o", str(out), "--iterations", "3", "--seed", "1", "--no-log", *extra]
+    args = [
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--iterations",
+        "3",
+        "--seed",
+        "1",
+        "--size",
+        "0",
+        "--no-log",
+        *extra,
+    ]
     return CliRunner().invoke(main, args)
 
 

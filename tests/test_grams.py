@@ -168,7 +168,7 @@ def test_model_without_gram_outputs_gives_the_same_grams(extractor, make_onnx, t
     [
         (dict(style_scales=(1.0, 0.0)), "--style-scales must be in (0, 16], got (1.0, 0.0)"),
         (dict(style_scales=()), "--style-scales needs at least one value"),
-        (dict(size=0), "--size must be between 16 and 30000, got 0"),
+        (dict(size=8), "--size must be 0 (the original size) or between 16 and 30000, got 8"),
         (dict(batch_size=0), "--batch-size must be between 1 and 1024, got 0"),
         (dict(provider="tpu"), "--provider must be one of auto, cpu, cuda, got 'tpu'"),
     ],

@@ -4,6 +4,8 @@ errors."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def mirror(vgg19_onnx):
 
 
 def _run(mirror, images, styles=("style",), callback=None, **options):
-    config = StylizeConfig(**{"iterations": 4, "seed": 0, **options})
+    config = StylizeConfig(**{"iterations": 4, "seed": 0, "size": 0, **options})
     return stylize(images["content"], [images[s] for s in styles], config=config, model=mirror, callback=callback)
 
 
@@ -110,7 +112,7 @@ def test_targets_file_gives_the_same_result(mirror, images, vgg19_onnx, tmp_path
     images["style"].save(style)
     targets = compute_style_targets(vgg19_onnx, [style], width=40)
     path = save_targets(targets, tmp_path / "style.targets")
-    config = StylizeConfig(iterations=3, seed=0)
+    config = StylizeConfig(size=0, iterations=3, seed=0)
     direct = stylize(images["content"], [style], config=config, model=mirror)
     cached = stylize(images["content"], (), config=config, model=mirror, targets=path)
     assert np.array_equal(np.asarray(direct), np.asarray(cached))
@@ -123,7 +125,7 @@ def test_targets_of_another_model_are_refused(images, make_onnx, vgg19_onnx, tmp
     images["style"].save(style)
     other = compute_style_targets(make_onnx(seed=1), [style], config=PrecomputeConfig(size=32))
     with pytest.raises(TargetsError, match="weights"):
-        stylize(images["content"], (), config=StylizeConfig(iterations=1), model=vgg19_onnx, targets=other)
+        stylize(images["content"], (), config=StylizeConfig(size=0, iterations=1), model=vgg19_onnx, targets=other)
 
 
 def test_pooling_switch_matches_an_avg_export(mirror, images, make_onnx):
@@ -152,18 +154,18 @@ def test_interrupt_returns_the_best_image(mirror, images):
 
 def test_input_errors(mirror, images, tmp_path, monkeypatch):
     with pytest.raises(ImageError, match="not found"):
-        stylize(tmp_path / "missing.jpg", [images["style"]], config=StylizeConfig(iterations=1), model=mirror)
+        stylize(tmp_path / "missing.jpg", [images["style"]], config=StylizeConfig(size=0, iterations=1), model=mirror)
     with pytest.raises(ConfigError, match="one per style"):
         _run(mirror, images, styles=("style", "style2"), style_blend_weights=(1.0,))
     with pytest.raises(ConfigError, match="no style"):
-        stylize(images["content"], [], config=StylizeConfig(iterations=1), model=mirror)
+        stylize(images["content"], [], config=StylizeConfig(size=0, iterations=1), model=mirror)
     # No model: the cached default is fetched; with no server, that fails cleanly.
     from weights_server import closed_port_url
 
     monkeypatch.setenv("NST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NST_WEIGHTS_URL", closed_port_url())
     with pytest.raises(DownloadError, match=r"cannot download imagenet-vgg-verydeep-19\.mat"):
-        stylize(images["content"], [images["style"]], config=StylizeConfig(iterations=1))
+        stylize(images["content"], [images["style"]], config=StylizeConfig(size=0, iterations=1))
 
 
 def test_cuda_request_without_cuda_is_a_clear_error(mirror, images):
@@ -180,7 +182,7 @@ def test_cuda_matches_cpu(vgg19_onnx, images, precision, tolerance):
 
     cpu_steps: list[Step] = []
     gpu_steps: list[Step] = []
-    config = StylizeConfig(iterations=5, seed=0, optimizer="adam", precision=precision)
+    config = StylizeConfig(size=0, iterations=5, seed=0, optimizer="adam", precision=precision)
     stylize(
         images["content"],
         [images["style"]],
@@ -226,7 +228,7 @@ def test_bf16_run_ends_close_to_fp32(mirror, images):
 
 
 def test_session_reuses_style_grams_for_a_second_content(mirror, images, monkeypatch):
-    session = Stylizer(mirror, config=StylizeConfig(iterations=2, seed=0))
+    session = Stylizer(mirror, config=StylizeConfig(size=0, iterations=2, seed=0))
     computed: list[int] = []
     real = session._compute_grams
 
@@ -247,7 +249,7 @@ def test_session_reuses_style_grams_for_a_second_content(mirror, images, monkeyp
 
 
 def test_session_refuses_another_pooling_per_image(mirror, images):
-    session = Stylizer(mirror, config=StylizeConfig(iterations=1))
+    session = Stylizer(mirror, config=StylizeConfig(size=0, iterations=1))
     with pytest.raises(ConfigError, match="this session pools with max; start another for avg"):
         session.stylize(images["content"], styles=[images["style"]], config=StylizeConfig(pooling="avg"))
 
@@ -260,7 +262,89 @@ def test_extra_terms_join_the_objective(mirror, images):
             return 1e3 * (image - 128).pow(2).mean()
 
     steps: list[Step] = []
-    Stylizer(mirror, config=StylizeConfig(iterations=2, seed=0)).stylize(
+    Stylizer(mirror, config=StylizeConfig(size=0, iterations=2, seed=0)).stylize(
         images["content"], styles=[images["style"]], callback=steps.append, extra_terms=[Pull()]
     )
     assert set(steps[0].terms) == {"content", "style", "tv", "pull"} and steps[0].terms["pull"] > 0
+
+
+@pytest.mark.parametrize("optimizer, scales", [("adam", 1), ("lbfgs", 1), ("adam", 2), ("lbfgs", 2)])
+def test_resume_continues_bit_for_bit(mirror, images, tmp_path, optimizer, scales):
+    from nst.runtime.state import load_state, save_state
+
+    config = StylizeConfig(size=0, iterations=8, seed=1, optimizer=optimizer, scales=scales, min_size=20,
+                           checkpoint_iterations=3)  # fmt: skip
+    saved: list[int] = []
+
+    def keep(step: Step) -> None:
+        if step.state is not None:
+            save_state(step.state, tmp_path / f"{step.iteration}.state")
+            saved.append(step.iteration)
+
+    session = Stylizer(mirror, config=config)
+    whole = np.asarray(session.stylize(images["content"], styles=[images["style"]], callback=keep))
+    assert saved == [3, 6]
+    for iteration in saved:
+        state = load_state(tmp_path / f"{iteration}.state")
+        assert state.iteration == iteration and len(state.history) == iteration
+        steps: list[Step] = []
+        resumed = session.stylize(images["content"], styles=[images["style"]], resume=state, callback=steps.append)
+        assert np.array_equal(np.asarray(resumed), whole), iteration
+        assert [s.iteration for s in steps] == list(range(iteration + 1, 9))
+
+
+def test_resume_refuses_another_run(mirror, images, tmp_path):
+    from nst.errors import StateError
+    from nst.runtime.state import load_state, save_state
+
+    config = StylizeConfig(size=0, iterations=4, seed=1, checkpoint_iterations=2)
+    session = Stylizer(mirror, config=config)
+
+    def keep(step: Step) -> None:
+        if step.state is not None:
+            save_state(step.state, tmp_path / "s.state")
+
+    session.stylize(images["content"], styles=[images["style"]], callback=keep)
+    state = load_state(tmp_path / "s.state")
+    cases = [
+        ({"content": images["style2"]}, "the state comes from another content image"),
+        ({"styles": [images["style2"]]}, "the state comes from other style images or targets"),
+        (
+            {"config": config.replace(style_weight=10)},
+            "the state comes from a run with other settings (--style-weight)",
+        ),
+        ({"config": config.replace(seed=2)}, "(--seed)"),
+    ]
+    for change, message in cases:
+        kwargs = {"content": images["content"], "styles": [images["style"]], **change}
+        with pytest.raises(StateError, match=re.escape(message)):
+            session.stylize(kwargs.pop("content"), resume=state, **kwargs)
+    other = Stylizer(mirror.with_pooling("avg"), config=config)
+    with pytest.raises(StateError, match="another model"):
+        other.stylize(images["content"], styles=[images["style"]], resume=state)
+    # Output-only options may differ.
+    session.stylize(images["content"], styles=[images["style"]], resume=state,
+                    config=config.replace(checkpoint_iterations=None))  # fmt: skip
+
+
+def test_non_finite_loss_stops_with_the_best_image(mirror, images):
+    from nst.runtime.run import StylizeDiverged
+
+    class Poison:
+        """A term that turns nan at its fourth evaluation (as an exploding run would)."""
+
+        name, layers, calls = "poison", (), 0
+
+        def __call__(self, image, features):
+            self.calls += 1
+            return image.new_zeros(()) * (float("nan") if self.calls == 4 else 1.0)
+
+    steps: list[Step] = []
+    with pytest.raises(
+        StylizeDiverged, match=r"^the loss became nan at iteration 4; stopped and kept the best"
+    ) as info:
+        Stylizer(mirror, config=StylizeConfig(size=0, iterations=10, seed=0)).stylize(
+            images["content"], styles=[images["style"]], callback=steps.append, extra_terms=[Poison()]
+        )
+    assert info.value.iteration == 4 and [s.iteration for s in steps] == [1, 2, 3]
+    assert info.value.image is not None and info.value.image.size == (40, 32)

@@ -21,6 +21,8 @@ from nst.models.layers import Pooling
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from nst.runtime.state import RunState
+
 Optimizer = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
@@ -38,16 +40,22 @@ class Rule:
     max: float | None = None
     min_open: bool = False  # min itself excluded ("positive")
     max_open: bool = False
+    zero: str | None = None  # what 0 means, when 0 is allowed outside the range ("the original size")
 
     def accepts(self, value: float) -> bool:
         if not math.isfinite(value):
             return False
+        if value == 0 and self.zero is not None:
+            return True
         if self.min is not None and (value < self.min or (self.min_open and value == self.min)):
             return False
         return self.max is None or (value < self.max or (not self.max_open and value == self.max))
 
     def describe(self) -> str:
         """'must be ...', for messages."""
+        if self.zero is not None:
+            plain = Rule(self.min, self.max, self.min_open, self.max_open).describe().removeprefix("must be ")
+            return f"must be 0 ({self.zero}) or {plain}"
         low, high = _fmt(self.min), _fmt(self.max)
         if self.min is not None and self.max is not None:
             if self.min_open or self.max_open:
@@ -72,7 +80,8 @@ class StylizeConfig:
     are anishathalye/neural-style's where it has the option. Sizes are (height, width)."""
 
     iterations: int = 1000
-    width: int | None = None  # resize the content to this width (keeping aspect); None: as is
+    size: int = 512  # the content's long side in px; 0: as it is (width, when given, wins)
+    width: int | None = None  # resize the content to this width (keeping aspect) instead
     style_scales: tuple[float, ...] | None = (
         None  # per style (one value: all); style width = scale * content width; None: 1.0
     )
@@ -91,6 +100,7 @@ class StylizeConfig:
     preserve_colors: ColorMode | None = None
     pooling: Pooling | None = None  # None: the model's own pooling
     optimizer: Optimizer = "lbfgs"  # measured: lower loss in the same time (README)
+    lbfgs_history: int = 100  # L-BFGS (s, y) pairs kept: 2 image-sized vectors each
     seed: int | None = None
     device: Device = "auto"  # auto | cpu | cuda[:N]
     scales: int = 1  # coarse-to-fine stages; 0: as many octaves as fit above min_size
@@ -111,6 +121,13 @@ class StylizeConfig:
 
     def replace(self, **changes: Any) -> StylizeConfig:
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_options(cls, values: dict[str, Any]) -> StylizeConfig:
+        """The config of JSON values (`applied_options`' output, a run state's): lists become tuples."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -134,7 +151,7 @@ class PrecomputeConfig:
 RULES: dict[str, Rule] = {
     "iterations": Rule(1, 1_000_000),
     "width": Rule(16, 30_000),
-    "size": Rule(16, 30_000),
+    "size": Rule(16, 30_000, zero="the original size"),
     "style_scales": Rule(0, 16, min_open=True),
     "content_weight": Rule(0, 1e15),
     "content_weight_blend": Rule(0, 1),
@@ -152,7 +169,29 @@ RULES: dict[str, Rule] = {
     "min_size": Rule(16, 30_000),
     "checkpoint_iterations": Rule(1, 1_000_000),
     "batch_size": Rule(1, 1024),
+    "lbfgs_history": Rule(1, 1000),
 }
+
+
+ADAM_ONLY = ("learning_rate", "beta1", "beta2", "epsilon")
+LBFGS_ONLY = ("lbfgs_history",)
+# Options that change where things are written, not the image.
+OUTPUT_ONLY = ("checkpoint_iterations",)
+
+
+def applied_options(config: StylizeConfig) -> dict[str, Any]:
+    """The options that shaped the result, as JSON values: the other optimiser's settings
+    and output-only options are left out (what a PNG records and a resumed run must match)."""
+    unused = OUTPUT_ONLY + (LBFGS_ONLY if config.optimizer == "adam" else ADAM_ONLY)
+    values = {}
+    for field in dataclasses.fields(config):
+        if field.name in unused:
+            continue
+        value = getattr(config, field.name)
+        values[field.name] = (
+            str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+        )
+    return values
 
 
 def option_name(field: str) -> str:
@@ -201,6 +240,12 @@ class Step:
     terms: Mapping[str, float]  # each term's weighted value, by name (content, style, tv, ...)
     elapsed: float  # seconds since the run started
     image: Image | None = None  # the best image so far, at checkpoint iterations only
+    state: RunState | None = None  # the run's state, at checkpoint iterations only (save it in the callback)
+
+    def row(self) -> dict[str, Any]:
+        """The step as a JSON row (the loss log, a run state's history)."""
+        return {"iteration": self.iteration, "stage": self.stage, "size": list(self.size), "elapsed": self.elapsed,
+                "total": self.total, "terms": dict(self.terms)}  # fmt: skip
 
     @property
     def content(self) -> float:

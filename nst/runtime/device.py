@@ -26,12 +26,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}") from None
 
 
-def conv_dtype(device: torch.device, precision: str) -> torch.dtype:
-    """The convolutions' dtype for `precision`: "auto" is bf16 on CUDA (tensor cores; bf16's
-    range needs no loss scaling) and float32 on the CPU."""
+def precision_name(device: torch.device, precision: str) -> str:
+    """fp32, bf16 or fp16: what `precision` means on `device`. "auto" is bf16 on CUDA (tensor
+    cores; bf16's range needs no loss scaling) and float32 on the CPU."""
     if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
+def conv_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """The convolutions' dtype for `precision` on `device`."""
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision_name(device, precision)]
 
 
 def autocast(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:

@@ -182,7 +182,7 @@ def compute_style_targets(
         raise ModelError(f"{info.path} outputs no style layer ({', '.join(STYLE_LAYERS)}); export it with those layers")
 
     sources: list[StyleSource | None] = [None] * len(style_paths)
-    n_scales, size, batch_size = len(scales), config.size, config.batch_size
+    n_scales, size, batch_size = len(scales), config.size or None, config.batch_size  # 0: as they are
 
     def items(pool: concurrent.futures.Executor) -> Iterator[Item]:
         # Keep a few images ahead of the extractor, not all of them in memory at once.

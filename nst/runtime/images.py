@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from nst.errors import ImageError, OutputError
+from nst.errors import ImageError, NSTWarning, OutputError
 from nst.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -30,24 +32,68 @@ _FORMATS: dict[str, tuple[str, dict]] = {
 }
 
 
-def open_image(path: str | Path):
+def open_image(path: str | Path) -> Image:
     """Open an image as 8-bit RGB `PIL.Image`, the way a viewer shows it.
 
     EXIF orientation is applied; alpha is composited on white; grayscale, palette, CMYK and
-    16-bit images are converted (16-bit scaled to 0-255).
+    16-bit images are converted (16-bit scaled to 0-255). An animated image gives its first
+    frame, with a warning. Images over Pillow's decompression-bomb limit are refused.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
     path = Path(path)
+    with _opened(path) as img:
+        frames = getattr(img, "n_frames", 1)
+        try:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(f"cannot read image {path}: {exc}; is it a complete image file?") from None
+        except MemoryError:
+            raise ImageError(f"not enough memory to decode {path}; downscale it first") from None
+    if frames > 1:
+        warnings.warn(f"{path} is animated ({frames} frames); nst uses its first frame", NSTWarning, stacklevel=2)
+    return _to_rgb(img)
+
+
+def probe_image(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file as it displays (EXIF orientation applied), read from
+    its header only: sizes can be planned and checked before gigabytes are decoded."""
+    path = Path(path)
+    with _opened(path) as img:
+        w, h = img.size
+        with contextlib.suppress(Exception):  # a broken EXIF block: the decoder will say so later
+            if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # a quarter turn
+                w, h = h, w
+    return h, w
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image]:
+    """Image.open with one clear ImageError per way a file can be wrong."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():
+            # Between Pillow's warning and error thresholds: a large photo, which nst resizes.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            img = PILImage.open(path)
+    except PILImage.DecompressionBombError:
+        limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise ImageError(
+            f"{path} has more pixels than the limit of {limit:.0f} megapixels (Pillow's guard against "
+            "decompression bombs); downscale it first"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"cannot read image {path}: {exc}; is it a complete image file?") from None
-    return _to_rgb(img)
+    with img:
+        yield img
 
 
 def as_image(image: ImageLike) -> Image:
@@ -78,21 +124,6 @@ def _to_rgb(img):
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
     return img.convert("RGB") if img.mode != "RGB" else img
-
-
-def resize(img, long_side: int | None = None, width: int | None = None):
-    """Resize a PIL image to a long side or a width, keeping its aspect ratio (Lanczos)."""
-    from PIL import Image
-
-    w, h = img.size
-    if width is not None:
-        scale = width / w
-    elif long_side is not None:
-        scale = long_side / max(w, h)
-    else:
-        return img
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
 
 
 def resized(img, size: tuple[int, int]):

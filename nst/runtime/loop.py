@@ -1,13 +1,18 @@
 """The optimiser loop: step an image through an objective, keep the best iterate, report each step.
 
-It never prints or saves: each iteration goes to `on_step(iteration, total, terms)`.
+It never prints or saves: each iteration goes to `on_step(iteration, total, terms)`. A loss
+that is not finite stops it (`NonFiniteLoss`); `GracefulInterrupt` turns Ctrl-C into a stop
+at the end of the current iteration, where the run's state is whole.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import FrameType, TracebackType
 
 import torch
 
@@ -17,6 +22,41 @@ from nst.runtime.optim import Optimizer
 ObjectiveFn = Callable[[torch.Tensor], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
 # on_step(iteration, total, {term name: value}) after each iteration.
 StepFn = Callable[[int, float, "dict[str, float]"], None]
+
+
+class NonFiniteLoss(ArithmeticError):
+    """The objective gave inf or nan at `iteration` (the image it started from is discarded)."""
+
+    def __init__(self, iteration: int, value: float):
+        super().__init__(f"the loss became {value} at iteration {iteration}")
+        self.iteration, self.value = iteration, value
+
+
+class GracefulInterrupt:
+    """While active (main thread only), the first Ctrl-C only sets `requested`; `check()` then
+    raises KeyboardInterrupt at an iteration boundary. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: object = None
+
+    def __enter__(self) -> GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, kind: type | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -55,6 +95,8 @@ def optimize(
         total, terms = objective(image)
         total.backward()
         value = total.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(iteration, value)
         seen.append((value, terms))
         best.offer(value, image)  # the image this loss belongs to, before the update
         return total

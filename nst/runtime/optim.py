@@ -9,7 +9,7 @@ step can reuse a curvature estimate from a previous coarse-to-fine stage.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -24,6 +24,12 @@ class Optimizer(Protocol):
     def zero_grad(self, set_to_none: bool = True) -> None: ...
 
     def step(self, closure: Closure) -> torch.Tensor: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a later run needs to continue bit for bit: tensors and plain values."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class _ImageOptimizer:
@@ -57,6 +63,14 @@ class Adam(_ImageOptimizer):
         self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
         self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "adam", "steps": self.steps, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])
+
     def update(self, grad: torch.Tensor) -> None:
         beta1, beta2 = self.betas
         self.steps += 1
@@ -87,6 +101,33 @@ class LBFGS(_ImageOptimizer):
         self.ro: list[float] = []  # 1 / (y_k . s_k)
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None  # t * d of the last update
+
+    def state_dict(self) -> dict[str, Any]:
+        empty = self.param.new_zeros((0, self.param.numel()))
+        return {
+            "kind": "lbfgs",
+            "steps": self.steps,
+            "h_diag": self.h_diag,
+            "warm_start": self._warm_start,
+            "ro": list(self.ro),
+            "dirs": torch.stack(self.dirs) if self.dirs else empty,  # (pairs, P)
+            "stps": torch.stack(self.stps) if self.stps else empty,
+            "prev_grad": self.prev_grad,
+            "prev_step": self.prev_step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        self.h_diag = None if state["h_diag"] is None else float(state["h_diag"])
+        self._warm_start = bool(state["warm_start"])
+        self.ro = [float(r) for r in state["ro"]]
+        device = self.param.device
+        self.dirs = [row.clone().to(device) for row in state["dirs"]]
+        self.stps = [row.clone().to(device) for row in state["stps"]]
+        self.prev_grad = None if state["prev_grad"] is None else state["prev_grad"].to(device)
+        self.prev_step = None if state["prev_step"] is None else state["prev_step"].to(device)
+        if not len(self.dirs) == len(self.stps) == len(self.ro) <= self.history_size:
+            raise ValueError("inconsistent L-BFGS state")
 
     def update(self, grad: torch.Tensor) -> None:
         grad = grad.reshape(-1)  # (P,)
@@ -142,4 +183,6 @@ def make_optimizer(
     if config.optimizer == "adam":
         return Adam(image, lr=config.learning_rate, betas=(config.beta1, config.beta2), eps=config.epsilon)
     h_diag = previous.h_diag if isinstance(previous, LBFGS) else None
-    return LBFGS(image, lr=1.0, history_size=100, h_diag=h_diag * pixel_ratio if h_diag is not None else None)
+    return LBFGS(
+        image, lr=1.0, history_size=config.lbfgs_history, h_diag=h_diag * pixel_ratio if h_diag is not None else None
+    )

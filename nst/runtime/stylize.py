@@ -17,13 +17,16 @@ import torch
 
 from nst.errors import ConfigError, TargetsError
 from nst.models.layers import STYLE_LAYERS, Pooling
-from nst.runtime.config import Step, StylizeConfig
-from nst.runtime.device import autocast, channels_last, resolve_device
-from nst.runtime.images import ImageLike, as_image, image_key
+from nst.runtime.config import Step, StylizeConfig, applied_options
+from nst.runtime.device import channels_last, precision_name, resolve_device
+from nst.runtime.images import ImageLike, as_image, image_key, probe_image, resized
 from nst.runtime.losses import normalized
+from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import StyleGrams, Term
-from nst.runtime.run import Run, StylizeInterrupted, image_tensor, plan_stages
+from nst.runtime.plan import Plan, check_sizes, content_size, plan_stages, warn_collapsed, warn_targets_size
+from nst.runtime.run import Run, StylizeDiverged, StylizeInterrupted, image_tensor
+from nst.runtime.state import RunState
 from nst.runtime.targets import StyleTargets
 
 if TYPE_CHECKING:
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
 StepCallback = Callable[[Step], None]
 
-__all__ = ["Step", "StylizeConfig", "StylizeInterrupted", "Stylizer", "stylize"]
+__all__ = ["Step", "StylizeConfig", "StylizeDiverged", "StylizeInterrupted", "Stylizer", "stylize"]
 
 
 class Stylizer:
@@ -71,48 +74,90 @@ class Stylizer:
         callback: StepCallback | None = None,
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
+        resume: RunState | None = None,
     ) -> Image:
         """Stylize `content` with `styles` (or precomputed `targets`); return the best image.
 
         `config` overrides the session's for this image (its pooling must be the session's).
-        `extra_terms` are added to the objective at every stage. Ctrl-C raises
-        `StylizeInterrupted` carrying the best image so far.
+        `extra_terms` are added to the objective at every stage. `resume` continues a run
+        from its saved state (the same inputs and settings). Ctrl-C raises
+        `StylizeInterrupted` carrying the best image so far and the run's state; a loss that
+        stops being finite raises `StylizeDiverged`; a run that would not fit in memory is
+        refused before any work (`ResourceError`).
         """
         start = time.perf_counter()
         config = config or self.config
         if config.pooling not in (None, self.model.pooling):
             raise ConfigError(f"this session pools with {self.model.pooling}; start another for {config.pooling}")
-        content_img = as_image(content)
-        if config.width is not None:
-            from nst.runtime.images import resize
+        try:
+            plan = self.plan(content, styles=styles, targets=targets, config=config, extra_terms=extra_terms)
+            if resume is not None:
+                resume.check(
+                    config=applied_options(config),
+                    model=self.model.info.weights_sha256,
+                    pooling=self.model.pooling,
+                    content=plan.content_key,
+                    styles=plan.styles_key,
+                )
+            return Run(self.model, config, plan, callback=callback, resume=resume, start=start).run()
+        except (RuntimeError, MemoryError) as exc:
+            oom = out_of_memory(exc)
+            if oom is None:
+                raise
+            raise oom from None
 
-            content_img = resize(content_img, width=config.width)
+    def plan(
+        self,
+        content: ImageLike,
+        *,
+        styles: Sequence[ImageLike] = (),
+        targets: str | Path | StyleTargets | None = None,
+        config: StylizeConfig | None = None,
+        extra_terms: Sequence[Term] = (),
+    ) -> Plan:
+        """Everything about one image that comes before its first iteration: sizes checked
+        against the network and the memory, images read, style Grams computed."""
+        config = config or self.config
+        original = probe_image(content) if isinstance(content, (str, Path)) else (content.height, content.width)
+        size = content_size(original, long_side=config.size, width=config.width)
+        check_sizes(original, size, name=str(content) if isinstance(content, (str, Path)) else "the content image")
+        stages = plan_stages(size, config.iterations, config.scales, config.min_size)
+        warn_collapsed(config, size, stages)
+        estimate = estimate_peak(
+            [stage.size for stage in stages],
+            optimizer=config.optimizer,
+            lbfgs_history=config.lbfgs_history,
+            iterations=max(stage.iterations for stage in stages),
+            precision=precision_name(self.device, config.precision),
+            low_memory=config.low_memory,
+        )
+        check_fits(
+            estimate, device=str(self.device), optimizer=config.optimizer, low_memory=config.low_memory, size=max(size)
+        )
+        content_img = resized(as_image(content), size)
         style_imgs = [as_image(s) for s in styles]
         initial = as_image(config.initial) if config.initial is not None else None
         loaded = self._targets(targets, style_imgs)
         n_styles = len(loaded.sources) if loaded is not None else len(style_imgs)
         scales = style_scales(config, n_styles, loaded)
-        stages = plan_stages((content_img.height, content_img.width), config.iterations, config.scales, config.min_size)
         if loaded is not None:  # Grams at the size they were computed at, for every stage
+            warn_targets_size(loaded, scales, size[1])
             grams = target_grams(loaded, scales, self.device)
-            stage_grams = [grams for _ in stages]
+            stage_grams: list[list[StyleGrams]] = [grams for _ in stages]
+            styles_key = "targets:" + ",".join(s.sha256 for s in loaded.sources)
         else:
             stage_grams = self._stage_grams(style_imgs, scales, [stage.size[1] for stage in stages])
-        run = Run(
-            self.model,
-            config,
-            content_img,
-            stages,
-            stage_grams,
-            blend=style_blend(config, n_styles),
+            styles_key = "styles:" + ",".join(image_key(s) for s in style_imgs)
+        return Plan(
+            content=content_img,
             initial=initial,
-            precision=autocast(self.device, config.precision),
-            channels_last=channels_last(self.device),
+            stages=stages,
+            style_grams=stage_grams,
+            blend=style_blend(config, n_styles),
+            content_key=image_key(content_img),
+            styles_key=styles_key,
             extra_terms=extra_terms,
-            callback=callback,
-            start=start,
         )
-        return run.run()
 
     def style_grams(self, styles: Sequence[ImageLike], shapes: Sequence[tuple[int, int]]) -> list[StyleGrams]:
         """The Grams of each style at its (height, width) in `shapes`, from the cache when

@@ -1,10 +1,10 @@
-"""The parts of one run: the start image and the coarse-to-fine plan."""
+"""The plan of one run: the start image, the content size and the coarse-to-fine stages."""
 
 from __future__ import annotations
 
 import torch
 
-from nst.runtime.run import Stage, initial_image, plan_stages, stage_sizes
+from nst.runtime.plan import Stage, content_size, initial_image, plan_stages, stage_sizes
 
 
 def test_initial_image_follows_the_reference():
@@ -44,3 +44,11 @@ def test_plan_splits_iterations_and_skips_empty_stages():
     ]
     # Fewer iterations than stages: the coarse stages get none and are left out.
     assert plan_stages((256, 512), 2, 3, 128) == [Stage(2, (256, 512), 2, 1)]
+
+
+def test_content_size_policy():
+    # The long side to --size (up or down), the width to --width (which wins), or as it is.
+    assert content_size((3024, 4032), long_side=512, width=None) == (384, 512)
+    assert content_size((300, 200), long_side=512, width=None) == (512, 341)
+    assert content_size((3024, 4032), long_side=512, width=100) == (75, 100)
+    assert content_size((3024, 4032), long_side=0, width=None) == (3024, 4032)

@@ -1,0 +1,150 @@
+"""The options of `nst stylize` that `nst stylize-batch` shares, and the config they build.
+
+Every StylizeConfig field is one option here, with its type (choices and ranges) from
+`nst.runtime.config`; `stylize_config` turns the parsed values into the config, taking the
+ones the user did not give from a base config when there is one (a resumed run's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from nst.cli.options import choice, comma_list, ranged
+from nst.errors import NSTWarning
+from nst.runtime.config import ADAM_ONLY, LBFGS_ONLY, ColorMode, Optimizer, Pooling, Precision, StylizeConfig
+
+PATH = click.Path(path_type=Path, dir_okay=False)
+_D = StylizeConfig()  # the defaults, in one place
+
+_CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
+    click.option("--iterations", type=ranged("iterations", int), default=_D.iterations, show_default=True,
+                 help="Optimiser iterations in all (split evenly over --scales stages)."),
+    click.option("--size", type=ranged("size", int), default=_D.size, show_default=True,
+                 help="The content's long side in px (0: as it is). Larger is slower and needs more memory."),
+    click.option("--width", type=ranged("width", int),
+                 help="Resize the content to this width instead (keeps the aspect; wins over --size)."),
+    click.option("--style-scales", type=comma_list("style_scales"), metavar="S[,S...]",
+                 help="Style size: style width = scale x content width; one value, or one per style.  [default: 1]"),
+    click.option("--content-weight", type=ranged("content_weight"), default=_D.content_weight, show_default=True),
+    click.option("--content-weight-blend", type=ranged("content_weight_blend"), default=_D.content_weight_blend,
+                 show_default=True, help="Share of the content weight on relu4_2; the rest goes to relu5_2."),
+    click.option("--style-weight", type=ranged("style_weight"), default=_D.style_weight, show_default=True),
+    click.option("--style-layer-weight-exp", type=ranged("style_layer_weight_exp"),
+                 default=_D.style_layer_weight_exp, show_default=True,
+                 help="Style layer l (relu1_1 = 0 ... relu5_1 = 4) weighs EXP^l; weights sum to 1."),
+    click.option("--style-blend-weights", type=comma_list("style_blend_weights"), metavar="W[,W...]",
+                 help="One weight per style (comma-separated), normalised to sum to 1.  [default: equal]"),
+    click.option("--tv-weight", type=ranged("tv_weight"), default=_D.tv_weight, show_default=True,
+                 help="Total-variation (smoothness) weight."),
+    click.option("--optimizer", type=choice(Optimizer), default=_D.optimizer, show_default=True,
+                 help="L-BFGS reached a lower loss in the same time (README); adam is the reference's."),
+    click.option("--lbfgs-history", type=ranged("lbfgs_history", int), default=_D.lbfgs_history,
+                 show_default=True, help="L-BFGS: correction pairs kept (each is two image-sized vectors)."),
+    click.option("--learning-rate", type=ranged("learning_rate"), default=_D.learning_rate, show_default=True,
+                 help="Adam only: its step size."),
+    click.option("--beta1", type=ranged("beta1"), default=_D.beta1, show_default=True, help="Adam only."),
+    click.option("--beta2", type=ranged("beta2"), default=_D.beta2, show_default=True, help="Adam only."),
+    click.option("--epsilon", type=ranged("epsilon"), default=_D.epsilon, show_default=True, help="Adam only."),
+    click.option("--initial", type=PATH, help="Start from this image (resized to the content) instead of noise."),
+    click.option("--initial-noiseblend", type=ranged("initial_noiseblend"),
+                 help="Share of noise blended into the start image (--initial, else the content).  "
+                 "[default: 0 with --initial, else 1]"),
+    click.option("--preserve-colors", type=choice(ColorMode), is_flag=False, flag_value="luminance", default=None,
+                 help="Keep the content's colours: 'luminance' (alone: the reference's luma transfer) "
+                 "or 'histogram' (match the colour statistics)."),
+    click.option("--pooling", type=choice(Pooling),
+                 help="Pooling between blocks; if the model was exported with the other kind, its "
+                 "convolutions are reused with this pooling.  [default: the model's]"),
+    click.option("--seed", type=ranged("seed", int),
+                 help="Random seed (0 to 2^64-1); the same seed reproduces the output bit for bit on the CPU.  "
+                 "[default: a random one, recorded in the PNG]"),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
+                 help="auto: CUDA when available, else the CPU."),
+    click.option("--precision", type=choice(Precision), default=_D.precision, show_default=True,
+                 help="Precision of the convolutions (Grams and losses stay float32); "
+                 "auto: bf16 on CUDA, fp32 on the CPU."),
+    click.option("--low-memory", is_flag=True, default=_D.low_memory,
+                 help="Recompute activations during backward (checkpointing): much less memory for "
+                 "large images, about a third more time per iteration."),
+    click.option("--compile", "compile", is_flag=True, default=_D.compile,
+                 help="torch.compile the loss (the first iteration compiles; pays on long runs, mostly on CUDA)."),
+    click.option("--scales", type=ranged("scales", int), default=None,
+                 help=f"Coarse-to-fine stages (0: one per octave above --min-size).  "
+                 f"[default: {_D.scales}; 0 with --min-size]"),
+    click.option("--min-size", type=ranged("min_size", int), default=None,
+                 help=f"Long side of the coarsest stage.  [default: {_D.min_size}]"),
+    click.option("--checkpoint-iterations", type=ranged("checkpoint_iterations", int),
+                 help="Every N iterations, write the best image so far and the run's state (to --resume from)."),
+]  # fmt: skip
+
+_MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
+    click.option("-m", "--model", type=PATH,
+                 help="The ONNX extractor (made by `nst export-vgg`).  [default: the cached model of --weights, "
+                 "downloaded and exported on first use]"),
+    click.option("--weights", metavar="NAME|PATH",
+                 help="Without -m: the weights to export the cached model from, a registry name "
+                 "(vgg19, vgg19-2015, vgg16) or a local .mat file.  [default: vgg19]"),
+    click.option("--targets", type=PATH,
+                 help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images."),
+]  # fmt: skip
+
+_REPORT_OPTIONS: list[Callable[[Callable], Callable]] = [
+    click.option("--print-iterations", type=click.IntRange(min=1), help="Print the losses every N iterations."),
+    click.option("--log/--no-log", default=True, show_default=True,
+                 help="Write the losses per iteration to OUTPUT's name + .losses.csv."),
+    click.option("--plot", is_flag=True, help="Plot the losses to OUTPUT's name + .losses.png (needs nst[plot])."),
+    click.option("--overwrite", is_flag=True, help="Replace outputs (and their logs, plots and checkpoints)."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+]  # fmt: skip
+
+CONFIG_PARAMS = tuple(field.name for field in dataclasses.fields(StylizeConfig))
+
+
+def stylize_options(command: Callable) -> Callable:
+    """Add the model, config and report options to a click command (in --help order)."""
+    for option in reversed([*_MODEL_OPTIONS, *_CONFIG_OPTIONS, *_REPORT_OPTIONS]):
+        command = option(command)
+    return command
+
+
+def stylize_config(params: dict[str, Any], base: StylizeConfig | None = None) -> StylizeConfig:
+    """The StylizeConfig of parsed options (popped from `params`). Options the user did not
+    give come from `base` when there is one; a seed is drawn when there is neither, so that
+    the output records what reproduces it. Warns about options the optimiser does not use."""
+    ctx = click.get_current_context()
+    given = {name for name in CONFIG_PARAMS if _given(ctx, name)}
+    values = {name: params.pop(name) for name in CONFIG_PARAMS}
+    if base is not None:
+        values.update({name: getattr(base, name) for name in CONFIG_PARAMS if name not in given})
+    else:
+        if values["scales"] is None:
+            values["scales"] = 0 if values["min_size"] is not None else _D.scales
+        if values["min_size"] is None:
+            values["min_size"] = _D.min_size
+        if values["seed"] is None:
+            values["seed"] = secrets.randbelow(2**63)
+    config = StylizeConfig(**values)
+    unused = ADAM_ONLY if config.optimizer == "lbfgs" else LBFGS_ONLY
+    ignored = ["--" + name.replace("_", "-") for name in unused if name in given]
+    if ignored:
+        names = ignored[0] if len(ignored) == 1 else f"{', '.join(ignored[:-1])} and {ignored[-1]}"
+        other = "adam" if config.optimizer == "lbfgs" else "lbfgs"
+        warnings.warn(
+            f"{names} only {'applies' if len(ignored) == 1 else 'apply'} to --optimizer {other}; "
+            f"{config.optimizer} ignores {'it' if len(ignored) == 1 else 'them'}",
+            NSTWarning,
+            stacklevel=2,
+        )
+    return config
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)

@@ -1,0 +1,157 @@
+"""What is decided about one image before its first iteration: the coarse-to-fine stages, the
+start image, the style Grams of each stage. Sizes are (height, width)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from nst.runtime.config import StylizeConfig
+from nst.runtime.objective import StyleGrams, Term
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from nst.runtime.targets import StyleTargets
+
+# The reference starts from N(0, 0.256^2) noise in mean-subtracted pixel space, i.e. a nearly
+# flat image of the mean pixel (anishathalye/neural-style stylize.py, `tf.random_normal * 0.256`).
+NOISE_STD = 0.256
+# The network pools four times before relu5_1: below this, its deepest maps are under 1 px.
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One coarse-to-fine stage: its size and its share of the iterations."""
+
+    index: int
+    size: tuple[int, int]  # (height, width)
+    iterations: int
+    first: int  # the number of its first iteration, counted over all stages
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One image's run, planned: inputs, stages and the style Grams each stage compares to."""
+
+    content: Image  # at the output size
+    initial: Image | None  # the start image, when not noise
+    stages: Sequence[Stage]
+    style_grams: Sequence[Sequence[StyleGrams]]  # [stage][style]
+    blend: Sequence[float]  # per style, summing to 1
+    content_key: str  # what the run belongs to, for resumed states
+    styles_key: str
+    extra_terms: Sequence[Term] = ()
+
+
+def stage_sizes(size: tuple[int, int], scales: int, min_size: int) -> list[tuple[int, int]]:
+    """(height, width) of each coarse-to-fine stage: long sides geometric from `min_size`
+    to the full size. `scales` 0 picks one stage per octave above `min_size`."""
+    h, w = size
+    long_side = max(h, w)
+    n = scales if scales > 0 else 1 + max(0, math.floor(math.log2(long_side / min_size)))
+    if n <= 1 or long_side <= min_size:
+        return [(h, w)]
+    ratios = [(min_size / long_side) ** ((n - 1 - k) / (n - 1)) for k in range(n)]
+    return [(max(1, round(h * r)), max(1, round(w * r))) for r in ratios[:-1]] + [(h, w)]
+
+
+def plan_stages(size: tuple[int, int], iterations: int, scales: int, min_size: int) -> list[Stage]:
+    """The stages with iterations to run: split evenly, the final size getting the remainder."""
+    sizes = stage_sizes(size, scales, min_size)
+    budgets = [iterations // len(sizes)] * len(sizes)
+    budgets[-1] += iterations - sum(budgets)
+    stages, first = [], 1
+    for index, (shape, budget) in enumerate(zip(sizes, budgets)):
+        if budget:
+            stages.append(Stage(index, shape, budget, first))
+            first += budget
+    return stages
+
+
+def content_size(size: tuple[int, int], *, long_side: int, width: int | None) -> tuple[int, int]:
+    """(height, width) the content is resized to: its width to `width` when given, else its
+    long side to `long_side` (0: as it is). Matches `nst.runtime.images.resize`."""
+    h, w = size
+    if width is not None:
+        scale = width / w
+    elif long_side:
+        scale = long_side / max(h, w)
+    else:
+        return size
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def initial_image(
+    content: torch.Tensor,
+    initial: torch.Tensor | None,
+    *,
+    noiseblend: float | None,
+    mean_pixel: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The start image (1, 3, H, W), 0-255, following anishathalye/neural-style: noise
+    N(0, 0.256^2) in mean-subtracted space blended with the start image as
+    (start - mean) * (1 - noiseblend) + noise * noiseblend. The start image is `initial` if
+    given, else the content; noiseblend defaults to 0 with an initial image and 1 without."""
+    base = initial if initial is not None else content
+    blend = noiseblend if noiseblend is not None else (0.0 if initial is not None else 1.0)
+    noise = torch.randn(base.shape, generator=generator).to(base.device) * NOISE_STD  # CPU draw: same on any device
+    mean = mean_pixel.to(base.device)
+    return (base - mean) * (1 - blend) + noise * blend + mean
+
+
+def check_sizes(original: tuple[int, int], size: tuple[int, int], *, name: str) -> None:
+    """Refuse a content image the network cannot use: under MIN_SIDE px on a side, as given
+    or once resized."""
+    from nst.errors import ConfigError
+
+    for what, (h, w) in (("is", original), ("would be resized to", size)):
+        if min(h, w) < MIN_SIDE:
+            raise ConfigError(
+                f"{name} {what} {w}x{h} px; the network needs at least {MIN_SIDE}x{MIN_SIDE} "
+                "(it pools four times before its deepest style layer)"
+                + ("" if what == "is" else "; choose a larger --size or --width")
+            )
+
+
+def warn_collapsed(config: StylizeConfig, size: tuple[int, int], stages: Sequence[Stage]) -> None:
+    """A one-line warning when coarse to fine runs fewer stages than --scales asked for."""
+    import warnings
+
+    from nst.errors import NSTWarning
+
+    if config.scales > 1 and len(stages) < config.scales:
+        h, w = size
+        reason = (
+            f"the content ({w}x{h} px) is no larger than --min-size {config.min_size}"
+            if max(size) <= config.min_size
+            else f"--iterations {config.iterations} leaves the coarser stages none"
+        )
+        warnings.warn(f"--scales {config.scales} runs {len(stages)} stage(s): {reason}", NSTWarning, stacklevel=3)
+
+
+def warn_targets_size(targets: StyleTargets, scales: Sequence[float], width: int) -> None:
+    """A one-line warning when precomputed Grams are of another size than this content's
+    styles would be (the reference sizes each style to scale x the content's width)."""
+    import warnings
+
+    from nst.errors import NSTWarning
+
+    for index, scale in enumerate(scales):
+        entry = next(e for e in targets.grams_for(index) if e.scale == scale)
+        wanted = round(scale * width)
+        if abs(entry.size[1] - wanted) > 0.1 * wanted:
+            warnings.warn(
+                f"the style targets were computed with style {index + 1} {entry.size[1]} px wide, but this "
+                f"content ({width} px wide) would use {wanted} px: the style's scale differs; "
+                f"precompute at this size to match",
+                NSTWarning,
+                stacklevel=3,
+            )
+            return

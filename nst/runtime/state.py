@@ -1,0 +1,161 @@
+"""Run states: everything a stylization needs to continue later exactly where it stopped.
+
+A state is written beside each checkpoint image (`out.0100.png` -> `out.0100.state`) and on
+Ctrl-C, and read by `nst stylize --resume`. On the CPU, a resumed run writes the same bytes
+as the run that was never stopped.
+
+The file is an uncompressed `.npz` read with `allow_pickle=False`: `metadata` holds UTF-8
+JSON (format, versions, the config, what the run belongs to, counters, plain optimizer
+values, the loss history) and every tensor is its own float32 (or uint8) array.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nst.errors import StateError
+from nst.fileio import atomic_path
+
+if TYPE_CHECKING:
+    import torch
+
+MAGIC = "nst.run-state"
+FORMAT_VERSION = 1
+STATE_SUFFIX = ".state"
+_METADATA = "metadata"
+
+
+def state_path(image_path: str | Path) -> Path:
+    """The state file that goes with a checkpoint or output image: the same name, `.state`."""
+    return Path(image_path).with_suffix(STATE_SUFFIX)
+
+
+@dataclass
+class RunState:
+    """A run stopped after `iteration` iterations (all stages counted)."""
+
+    config: dict[str, Any]  # the StylizeConfig fields that shape the result
+    model: str  # weights_sha256 of the network
+    pooling: str
+    content: str  # image key of the content image, as given
+    styles: str  # digest of the style images (or of the targets)
+    stage: int  # index of the stage the run is in (Stage.index)
+    iteration: int
+    elapsed: float
+    image: torch.Tensor  # the current iterate (1, 3, h, w)
+    best_loss: float
+    best_image: torch.Tensor | None
+    optimizer: dict[str, Any]  # Optimizer.state_dict()
+    generator: torch.Tensor  # torch.Generator.get_state()
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per iteration so far
+    nst_version: str = ""
+
+    def check(self, *, config: dict[str, Any], model: str, pooling: str, content: str, styles: str) -> None:
+        """Raise StateError unless this state belongs to a run of these inputs and settings."""
+        if model != self.model or pooling != self.pooling:
+            raise StateError(
+                f"the state comes from another model (weights {self.model[:12]}, {self.pooling} pooling); "
+                "resume with the model it was made with"
+            )
+        if content != self.content:
+            raise StateError("the state comes from another content image; resume with the same CONTENT")
+        if styles != self.styles:
+            raise StateError("the state comes from other style images or targets; resume with the same styles")
+        changed = sorted(k for k in set(config) | set(self.config) if config.get(k) != self.config.get(k))
+        if changed:
+            names = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise StateError(f"the state comes from a run with other settings ({names}); leave them as they were")
+
+
+def save_state(state: RunState, path: str | Path, *, overwrite: bool = True) -> Path:
+    """Write `state` atomically."""
+    import torch
+
+    arrays: dict[str, np.ndarray] = {"image": _array(state.image), "generator": state.generator.numpy()}
+    if state.best_image is not None:
+        arrays["best_image"] = _array(state.best_image)
+    plain: dict[str, Any] = {}
+    for key, value in state.optimizer.items():
+        if isinstance(value, torch.Tensor):
+            arrays[f"optimizer/{key}"] = _array(value)
+        else:
+            plain[key] = value
+    meta = {
+        "magic": MAGIC,
+        "format": FORMAT_VERSION,
+        "nst_version": state.nst_version,
+        "config": state.config,
+        "model": state.model,
+        "pooling": state.pooling,
+        "content": state.content,
+        "styles": state.styles,
+        "stage": state.stage,
+        "iteration": state.iteration,
+        "elapsed": state.elapsed,
+        "best_loss": state.best_loss,
+        "optimizer": plain,
+        "optimizer_tensors": sorted(k for k, v in state.optimizer.items() if isinstance(v, torch.Tensor)),
+        "history": state.history,
+    }
+    arrays[_METADATA] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    return Path(path)
+
+
+def load_state(path: str | Path) -> RunState:
+    """Read a state file; every problem is a one-line StateError."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise StateError(f"state file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if _METADATA not in npz.files:
+                raise StateError(f"{path} is not an nst run state")
+            meta = json.loads(npz[_METADATA].tobytes().decode("utf-8"))
+            arrays = {name: npz[name] for name in npz.files if name != _METADATA}
+    except StateError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise StateError(
+            f"{path} is not a readable nst run state ({type(exc).__name__}); it may be truncated"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("magic") != MAGIC:
+        raise StateError(f"{path} is not an nst run state")
+    if meta.get("format") != FORMAT_VERSION:
+        raise StateError(f"{path} has run-state format {meta.get('format')}, this nst reads {FORMAT_VERSION}")
+    try:
+        optimizer = dict(meta["optimizer"])
+        for key in meta["optimizer_tensors"]:
+            optimizer[key] = torch.from_numpy(arrays[f"optimizer/{key}"])
+        return RunState(
+            config=dict(meta["config"]),
+            model=str(meta["model"]),
+            pooling=str(meta["pooling"]),
+            content=str(meta["content"]),
+            styles=str(meta["styles"]),
+            stage=int(meta["stage"]),
+            iteration=int(meta["iteration"]),
+            elapsed=float(meta["elapsed"]),
+            image=torch.from_numpy(arrays["image"]),
+            best_loss=float(meta["best_loss"]),
+            best_image=torch.from_numpy(arrays["best_image"]) if "best_image" in arrays else None,
+            optimizer=optimizer,
+            generator=torch.from_numpy(arrays["generator"]),
+            history=list(meta["history"]),
+            nst_version=str(meta.get("nst_version", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"{path} is an incomplete nst run state ({exc!r})") from None
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().cpu().numpy())
