@@ -86,13 +86,19 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 
 
 class Baseline:
-    """The tutorial's loop: targets once, then an optimizer on the image with a closure."""
+    """The tutorial's loop: targets once, then an optimizer on the image with a closure.
 
-    def __init__(self, onnx_path, content: torch.Tensor, style: torch.Tensor, device: torch.device):
+    `precision="bf16"` runs the network under bf16 autocast and `channels_last=True` in NHWC
+    (the plain way to use a CPU's or GPU's bf16 units), with the Grams and losses in float32."""
+
+    def __init__(self, onnx_path, content: torch.Tensor, style: torch.Tensor, device: torch.device, *,
+                 precision: str = "fp32", channels_last: bool = False):  # fmt: skip
         self.net, self.mean = vgg_sequential(onnx_path)
         self.net.to(device)
         self.mean = self.mean.to(device)
-        self.device = device
+        self.device, self.bf16, self.channels_last = device, precision == "bf16", channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
         with torch.no_grad():
             self.content_targets = {
                 k: v.detach() for k, v in features(self.net, self.mean, content.to(device), (CONTENT_LAYER,)).items()
@@ -102,9 +108,12 @@ class Baseline:
             }
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return features(self.net, self.mean, image, (CONTENT_LAYER, *STYLE_LAYERS))
+        x = image.contiguous(memory_format=torch.channels_last) if self.channels_last else image
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return features(self.net, self.mean, x, (CONTENT_LAYER, *STYLE_LAYERS))
 
     def loss(self, image: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = {name: value.float() for name, value in feats.items()}
         c = CONTENT_WEIGHT * F.mse_loss(feats[CONTENT_LAYER], self.content_targets[CONTENT_LAYER])
         s = sum(F.mse_loss(gram(feats[n]), self.style_targets[n]) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
         tv = (image[:, :, 1:] - image[:, :, :-1]).pow(2).mean() + (image[..., 1:] - image[..., :-1]).pow(2).mean()

@@ -46,11 +46,12 @@ def forward_gflop(height: int, width: int, layers=DEFAULT_LAYERS, arch: str = "v
     return flops / 1e9
 
 
-def matmul_peak_gflops(n: int = 2048, repeat: int = 10) -> float:
-    """Measured float32 matmul GFLOP/s with torch's current threads: the machine's practical peak."""
+def matmul_peak_gflops(n: int = 2048, repeat: int = 10, dtype=None) -> float:
+    """Measured matmul GFLOP/s (float32 unless `dtype`) with torch's current threads: the
+    machine's practical peak for that precision."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
         a @ b
     start = time.perf_counter()

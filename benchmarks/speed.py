@@ -1,23 +1,29 @@
 """Seconds per iteration of nst's stylize loop against the plain eager baseline, side by side,
-with the forward / loss / backward split and the achieved GFLOP/s against a measured matmul peak.
+in float32 and in bf16, with the forward / loss / backward split and the achieved GFLOP/s
+against a measured matmul peak.
 
-    python benchmarks/speed.py [--sizes 256,512,1024] [--optimizers lbfgs,adam] [--iterations 5]
-        [--warmup 2] [--repeat 3] [--device auto] [--threads N] [--low-memory] [--compile]
+    python benchmarks/speed.py [--sizes 256,512,1024] [--optimizers lbfgs,adam]
+        [--precisions fp32,bf16] [--iterations 5] [--warmup 2] [--rounds 3] [--repeat 3]
+        [--device auto] [--threads N] [--low-memory] [--compile]
 
 For each size (examples/astronaut.jpg resized to a square of that width, style
-examples/hubble-deep-field.jpg) and optimizer:
-- nst s/iteration: `nst.runtime.stylize.stylize()` itself (the product path), the median of
-  the gaps between its callback's Step.elapsed, after --warmup iterations;
+examples/hubble-deep-field.jpg), precision and optimizer:
+- nst s/iteration: `nst.stylize()` itself (the product path, `--precision` as given), the
+  median of the gaps between its callback's Step.elapsed, after --warmup iterations;
 - baseline s/iteration: benchmarks/baseline.py (the PyTorch tutorial's loop: nn.Sequential,
-  targets from separate passes, torch.optim on the image), timed the same way;
+  targets from separate passes, torch.optim on the image); in bf16 it runs under bf16
+  autocast in channels-last, the plain way to use bf16 units, with float32 Grams and losses;
+- nst and the baseline alternate, --rounds times, and each figure is the median of the
+  rounds (this machine's speed drifts by tens of percent within minutes: only figures
+  measured side by side compare);
+- ratio = nst / baseline s/iteration; above 1.05 the row is flagged SLOWER, never noise;
 - the split, eager, median of --repeat calls after one warm-up: the network's forward to the
   deepest layer used, the Grams and losses, and the backward to the image;
 - achieved GFLOP/s = 2 x forward GFLOP / s per iteration (a forward plus the input gradient,
-  weights frozen), against a float32 matmul peak measured in the same run;
+  weights frozen), against a matmul peak of the precision measured in the same run;
 - on CUDA, torch.cuda.max_memory_allocated of each loop.
-The ratio column is the baseline's figure over nst's for times and memory, and nst's over the
-baseline's for GFLOP/s: above 1, nst is better. Random-weight VGG-19 unless --model (speed does
-not depend on the weights). It measures and prints; it asserts nothing.
+Random-weight VGG-19 unless --model (speed does not depend on the weights). It measures and
+prints; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import (
     CONTENT,
     STYLE,
-    config_fields,
     forward_gflop,
     machine,
     matmul_peak_gflops,
@@ -83,15 +88,15 @@ def cuda_memory(device, fn):
     return result, torch.cuda.max_memory_allocated(device) / 2**20
 
 
-def nst_loop(mirror, size: int, optimizer: str, iterations: int, warmup: int, device, extra: dict) -> float:
+def nst_loop(mirror, size: int, optimizer: str, precision: str, iterations: int, warmup: int, device,
+             extra: dict) -> float:  # fmt: skip
     """s/iteration of stylize() at size x size."""
     from nst.runtime.config import StylizeConfig
     from nst.runtime.stylize import stylize
 
     elapsed: list[float] = []
-    config = StylizeConfig(
-        iterations=warmup + iterations, width=size, optimizer=optimizer, seed=0, device=str(device), **extra
-    )
+    config = StylizeConfig(iterations=warmup + iterations, size=size, optimizer=optimizer, precision=precision,
+                           seed=0, device=str(device), **extra)  # fmt: skip
     stylize(CONTENT, [STYLE], config=config, model=mirror, callback=lambda step: elapsed.append(step.elapsed))
     return per_iteration(elapsed, warmup)
 
@@ -167,14 +172,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,512,1024", help="square sizes in px, comma-separated")
     parser.add_argument("--optimizers", default="lbfgs,adam")
+    parser.add_argument("--precisions", default="fp32,bf16", help="bf16 is skipped where the device has no bf16 units")
     parser.add_argument("--iterations", type=int, default=5, help="timed iterations per loop (after --warmup)")
     parser.add_argument("--warmup", type=int, default=2, help="iterations left out of the median")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating nst / baseline loops per figure")
     parser.add_argument("--repeat", type=int, default=3, help="calls per piece of the split (after one warm-up)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    parser.add_argument("--low-memory", action="store_true", help="StylizeConfig(low_memory=True), if it exists")
-    parser.add_argument("--compile", action="store_true", help="StylizeConfig(compile=True), if it exists")
+    parser.add_argument("--low-memory", action="store_true", help="StylizeConfig(low_memory=True)")
+    parser.add_argument("--compile", action="store_true", help="StylizeConfig(compile=True)")
     parser.add_argument("--no-baseline", action="store_true", help="nst only (no ratios)")
+    parser.add_argument("--no-split", action="store_true", help="skip the forward / loss / backward split")
     parser.add_argument("--model", type=Path, help="the ONNX extractor (default: seeded random VGG-19)")
     args = parser.parse_args()
 
@@ -182,112 +190,92 @@ def main() -> None:
 
     from benchmarks.baseline import Baseline, load
     from nst.runtime.config import StylizeConfig
-    from nst.runtime.device import resolve_device
+    from nst.runtime.device import cpu_has_bf16, resolve_device
     from nst.runtime.stylize import load_mirror
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    fields = config_fields()
-    extra, notes = {}, []
-    for flag in FLAGS:
-        if getattr(args, flag):
-            if flag in fields:
-                extra[flag] = True
-            else:
-                notes.append(f"--{flag.replace('_', '-')} ignored: StylizeConfig has no {flag} field yet")
+    extra = {flag: True for flag in FLAGS if getattr(args, flag)}
     model = args.model or model_path()
     mirror = load_mirror(model).to(device)
     sizes = [int(s) for s in args.sizes.split(",")]
     optimizers = args.optimizers.split(",")
+    has_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    precisions = [p for p in args.precisions.split(",") if p != "bf16" or has_bf16]
+    peaks = {"fp32": peak_gflops(device, torch.float32)}
+    if "bf16" in precisions:
+        peaks["bf16"] = peak_gflops(device, torch.bfloat16)
+    print(f"# {machine()}; device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+          + f"; bf16 units: {'yes' if has_bf16 else 'no'}")  # fmt: skip
+    print(f"# model {model.name}; {args.warmup} warm-up + {args.iterations} timed iterations per loop, "
+          f"median of {args.rounds} alternating rounds; split: median of {args.repeat}; options {extra or 'none'}")  # fmt: skip
+    print("# matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
 
-    if device.type == "cuda":
-        peaks = {"fp32": cuda_peak_gflops(device, torch.float32), "bf16": cuda_peak_gflops(device, torch.bfloat16)}
-        peak_name = "bf16"
-    else:
-        peaks = {"fp32": matmul_peak_gflops()}
-        peak_name = "fp32"
-    peak = peaks[peak_name]
-    print(
-        f"# {machine()}; device {device}"
-        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-    )
-    print(
-        f"# model {model.name}; {args.warmup} warm-up + {args.iterations} timed iterations per loop; "
-        f"split: median of {args.repeat}; options {extra or 'none'}"
-    )
-    print(
-        "# matmul peak: "
-        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
-        + f"; fractions below are of the {peak_name} one"
-    )
-    for note in notes:
-        print(f"# {note}")
-
-    # Warm-up: imports, allocator, onnxruntime session (a tiny run of each loop).
-    nst_loop(mirror, 32, "adam", 1, 1, device, extra)
+    nst_loop(mirror, 32, "adam", precisions[0], 1, 1, device, extra)  # warm-up: imports, allocator, onnxruntime
     summary = []
     for size in sizes:
-        config = StylizeConfig(width=size, seed=0, device=str(device), **extra)
-        forward, loss, objective, layers = nst_pieces(mirror, size, device, config)
-        gflop = forward_gflop(size, size, layers=layers)
-        rows: list[tuple[str, float | None, float | None, str]] = []  # figure, nst, baseline, kind
-        base = None
-        if not args.no_baseline:
-            base = Baseline(model, load(CONTENT, size), load(STYLE, size), device)
-        for opt in optimizers:
-            nst_s, nst_mem = cuda_memory(
-                device, lambda s=size, o=opt: nst_loop(mirror, s, o, args.iterations, args.warmup, device, extra)
+        for precision in precisions:
+            config = StylizeConfig(size=size, seed=0, device=str(device), precision=precision, **extra)
+            forward, loss, objective, layers = nst_pieces(mirror, size, device, config)
+            gflop = forward_gflop(size, size, layers=layers)
+            base = None
+            if not args.no_baseline:
+                base = Baseline(model, load(CONTENT, size), load(STYLE, size), device, precision=precision,
+                                channels_last=precision == "bf16")  # fmt: skip
+            rows: list[tuple[str, float | None, float | None, str]] = []  # figure, nst, baseline, kind
+            for opt in optimizers:
+                nst_runs, base_runs, mems = [], [], []
+                for _ in range(args.rounds):
+                    t, mem = cuda_memory(device, lambda s=size, o=opt, p=precision: nst_loop(
+                        mirror, s, o, p, args.iterations, args.warmup, device, extra))  # fmt: skip
+                    nst_runs.append(t)
+                    mems.append(mem)
+                    if base is not None:
+                        base_runs.append(cuda_memory(device, lambda b=base, s=size, o=opt: baseline_loop(
+                            b, s, o, args.iterations, args.warmup))[0])  # fmt: skip
+                nst_s, base_s = median(nst_runs), (median(base_runs) if base_runs else None)
+                rows.append((f"{opt} s/iteration", nst_s, base_s, "time"))
+                rows.append((f"{opt} fraction of the {precision} peak", 2 * gflop / nst_s / peaks[precision],
+                             base_s and 2 * gflop / base_s / peaks[precision], "rate"))  # fmt: skip
+                if mems[0] is not None:
+                    rows.append((f"{opt} CUDA max allocated MiB", max(mems), None, "time"))
+                summary.append((size, precision, opt, nst_s, base_s, min(nst_runs), max(nst_runs)))
+            if not args.no_split:
+                image = torch.full((1, 3, size, size), 117.0, device=device)
+                image = (image + torch.randn_like(image) * 30).requires_grad_(True)
+                nst_split = split(forward, loss, image, args.repeat, device)
+                base_split = split(base.forward, base.loss, image, args.repeat, device) if base else {}
+                for piece in ("forward", "loss", "backward"):
+                    rows.append((f"{piece} s", nst_split[piece], base_split.get(piece), "time"))
+                rows.append(("objective + backward as one s", timed_objective(objective, image, args.repeat, device),
+                             None, "time"))  # fmt: skip
+            print(
+                f"\n## {size}x{size} px, {precision}: forward to {layers[-1]} = {gflop:.1f} GFLOP, an iteration = 2 x that"
             )
-            base_s, base_mem = (
-                cuda_memory(device, lambda b=base, s=size, o=opt: baseline_loop(b, s, o, args.iterations, args.warmup))
-                if base
-                else (None, None)
-            )
-            rows.append((f"{opt} s/iteration", nst_s, base_s, "time"))
-            rows.append((f"{opt} GFLOP/s", 2 * gflop / nst_s, base_s and 2 * gflop / base_s, "rate"))
-            rows.append(
-                (
-                    f"{opt} fraction of the {peak_name} peak",
-                    2 * gflop / nst_s / peak,
-                    base_s and 2 * gflop / base_s / peak,
-                    "rate",
-                )
-            )
-            if nst_mem is not None:
-                rows.append((f"{opt} CUDA max allocated MiB", nst_mem, base_mem, "time"))
-            summary.append((size, opt, nst_s, base_s, 2 * gflop / nst_s / peak))
-        image = torch.full((1, 3, size, size), 117.0, device=device).requires_grad_(True)
-        image = (image + torch.randn_like(image) * 30).detach().requires_grad_(True)
-        nst_split = split(forward, loss, image, args.repeat, device)
-        base_split = split(base.forward, base.loss, image, args.repeat, device) if base else {}
-        for piece in ("forward", "loss", "backward"):
-            rows.append((f"{piece} s", nst_split[piece], base_split.get(piece), "time"))
-        rows.append(("sum of the three s", sum(nst_split.values()), sum(base_split.values()) or None, "time"))
-        rows.append(
-            ("objective + backward as one s", timed_objective(objective, image, args.repeat, device), None, "time")
-        )
+            print("| figure | nst | baseline | nst / baseline |")
+            print("|---|---|---|---|")
+            for name, nst_v, base_v, kind in rows:
+                ratio = "" if not base_v else f"{(nst_v / base_v if kind == 'time' else base_v / nst_v):.2f}x"
+                fmt = (lambda v: f"{v:.0%}") if "fraction" in name else (lambda v: f"{v:.4g}")
+                print(f"| {name} | {fmt(nst_v)} | {fmt(base_v) if base_v else '-'} | {ratio} |")
+            del base
 
-        print(
-            f"\n## {size}x{size} px: forward to {layers[-1] if layers else '-'} = {gflop:.1f} GFLOP, "
-            f"an iteration = 2 x that"
-        )
-        print("| figure | nst | baseline | ratio |")
-        print("|---|---|---|---|")
-        for name, nst_v, base_v, kind in rows:
-            ratio = "" if not base_v else f"{(base_v / nst_v if kind == 'time' else nst_v / base_v):.2f}x"
-            fmt = (lambda v: f"{v:.0%}") if "fraction" in name else (lambda v: f"{v:.4g}")
-            print(f"| {name} | {fmt(nst_v)} | {fmt(base_v) if base_v else '-'} | {ratio} |")
-        del base
+    print("\n## Summary (ratio = nst s/iteration / baseline s/iteration; above 1.05 is flagged)")
+    print("| size | precision | optimizer | nst s/iter (min-max) | baseline s/iter | ratio | flag |")
+    print("|---|---|---|---|---|---|---|")
+    for size, precision, opt, nst_s, base_s, low, high in summary:
+        ratio = nst_s / base_s if base_s else None
+        flag = "SLOWER" if ratio and ratio > 1.05 else ""
+        print(f"| {size} | {precision} | {opt} | {nst_s:.3f} ({low:.3f}-{high:.3f}) | "
+              f"{f'{base_s:.3f}' if base_s else '-'} | {f'{ratio:.2f}x' if ratio else '-'} | {flag} |")  # fmt: skip
 
-    print("\n## Summary (ratio = baseline s/iteration / nst s/iteration)")
-    print(f"| size | optimizer | nst s/iter | baseline s/iter | ratio | nst fraction of {peak_name} peak |")
-    print("|---|---|---|---|---|---|")
-    for size, opt, nst_s, base_s, frac in summary:
-        print(
-            f"| {size} | {opt} | {nst_s:.3f} | {f'{base_s:.3f}' if base_s else '-'} | "
-            f"{f'{base_s / nst_s:.2f}x' if base_s else '-'} | {frac:.0%} |"
-        )
+
+def peak_gflops(device, dtype) -> float:
+    if device.type == "cuda":
+        return cuda_peak_gflops(device, dtype)
+    return matmul_peak_gflops(dtype=dtype)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,42 @@ def test_layer_and_blend_weights():
     assert style_layer_weights(layers, 1.0) == pytest.approx(dict.fromkeys(layers, 0.2))
     assert list(style_layer_weights(layers, 2.0).values()) == pytest.approx([w / 31 for w in (1, 2, 4, 8, 16)])
     assert normalized((1.0, 3.0)) == (0.25, 0.75)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_matches_the_contract_in_value_and_gradient(channels_last):
+    """The loop's Gram (own backward, layout-aware) against autograd through the contract's."""
+    from nst.contract import gram as contract_gram
+    from nst.runtime.losses import gram
+
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(2, 8, 5, 7, generator=generator, dtype=torch.float64)
+    weight = torch.randn(2, 8, 8, generator=generator, dtype=torch.float64)
+    grads = []
+    for fn in (contract_gram, gram):
+        x = base.clone()
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        value = fn(x)
+        (value * weight).sum().backward()
+        grads.append((value.detach(), x.grad))
+        if fn is gram and channels_last:
+            assert x.grad.is_contiguous(memory_format=torch.channels_last)  # the features' own layout
+    (want, want_grad), (got, got_grad) = grads
+    # float32 Grams (of float64 input here): float32's rounding, relative to the Gram's scale
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-6 * float(want.abs().max()))
+    # The incoming gradient is float32 (the Gram's dtype): float32's rounding again.
+    torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=1e-5 * float(want_grad.abs().max()))
+
+
+def test_gram_of_bf16_features_is_float32_with_a_bf16_gradient():
+    from nst.contract import gram as contract_gram
+    from nst.runtime.losses import gram
+
+    x = (torch.rand(1, 16, 12, 12) * 10).bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    value = gram(x)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value, contract_gram(x.float()), rtol=1e-6, atol=1e-6)
+    value.sum().backward()
+    assert x.grad.dtype == torch.bfloat16

@@ -10,6 +10,7 @@ import torch
 
 from nst.errors import LayerError, ModelError
 from nst.models.layers import STYLE_LAYERS
+from nst.runtime.device import cpu_has_bf16
 from nst.runtime.mirror import VGGMirror
 
 from reference_forward import max_rel_error
@@ -98,3 +99,19 @@ def test_with_pooling_shares_the_weights_and_matches_an_avg_export(vgg19_onnx, m
         a, b = switched(x, layers=STYLE_LAYERS), exported(x, layers=STYLE_LAYERS)
     for name in STYLE_LAYERS:
         assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 matrix units (AMX or AVX512-BF16)")
+def test_bf16_channels_last_features_stay_close_to_fp32(vgg19_onnx):
+    """The CPU's bf16 path (autocast, channels-last) against float32 on every exported layer:
+    bf16 keeps 8 bits of mantissa, so each layer is within a few percent of its own scale."""
+    mirror = VGGMirror.from_onnx(vgg19_onnx)
+    fast = VGGMirror.from_onnx(vgg19_onnx).to(memory_format=torch.channels_last)
+    image = torch.from_numpy(_image(n=1, h=64, w=48))
+    with torch.no_grad():
+        want = mirror(image, grams=STYLE_LAYERS)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fast(image.contiguous(memory_format=torch.channels_last), grams=STYLE_LAYERS)
+    errors = {name: float((got[name].float() - value).abs().max() / value.abs().max()) for name, value in want.items()}
+    print("bf16 vs fp32, max error relative to each output's scale:", {k: f"{v:.1e}" for k, v in errors.items()})
+    assert max(errors.values()) <= 0.03, errors

@@ -9,7 +9,7 @@ import torch
 from nst.contract import gram
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
-from nst.runtime.device import autocast
+from nst.runtime.device import autocast, cpu_has_bf16
 from nst.runtime.losses import normalized, tv_loss
 from nst.runtime.objective import Objective, TVTerm, reference_terms
 
@@ -117,6 +117,7 @@ def test_terms_need_distinct_names():
         Objective(_FakeModel(), [TVTerm(1.0), TVTerm(2.0)])
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 matrix units (AMX or AVX512-BF16)")
 def test_bf16_autocast_stays_close_to_fp32(vgg19_onnx):
     """Mixed precision (bf16 convolutions, float32 Grams and losses) on the CPU: the loss and
     its gradient stay close to float32's."""

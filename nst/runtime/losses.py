@@ -6,16 +6,39 @@ import torch
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrices of (N, C, H, W) features: G = F F^T / (C*H*W), shape (N, C, C).
+    """Gram matrices of (N, C, H, W) features as `nst.contract.gram` defines them,
+    G = F F^T / (C*H*W) (N, C, C), always in float32, computed for the optimisation loop:
 
-    This is the one definition of the normalization; the ONNX graph's `gram_*` outputs
-    compute the same (nst.export.onnx_graph.GRAM_NORMALIZATION). It follows
-    anishathalye/neural-style, which divides by the feature map's size C*H*W; the paper
-    (Gatys et al. 2015, eq. 3-5) uses the raw F F^T and folds 1/(4 N^2 M^2) into the loss.
+    - features in channels-last memory are read as (N, HW, C), a free view, so that the
+      gradient flowing back has the features' own layout (adding gradients of two layouts
+      was the costliest step of a bf16 iteration on the CPU);
+    - the backward is one matrix product, dF = (dG + dG^T) F / (C*H*W), where autograd's
+      would be two and a sum, and it runs in the features' own dtype: bf16 features (the
+      convolutions' precision) get their gradient from a bf16 product, with no float32 copy.
     """
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)  # (N, C, HW)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (N, C, C)
+    if c > 1 and h * w > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        rows = features.permute(0, 2, 3, 1).reshape(n, h * w, c)  # (N, HW, C), a view
+        return _Gram.apply(rows, True, c * h * w)
+    return _Gram.apply(features.reshape(n, c, h * w), False, c * h * w)  # (N, C, HW)
+
+
+class _Gram(torch.autograd.Function):
+    """G = X X^T / size for X (N, C, HW), or X^T X / size for X (N, HW, C) (`rows`)."""
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, rows: bool, size: int) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        ctx.rows, ctx.size = rows, size
+        x = flat.float()
+        product = torch.bmm(x.transpose(1, 2), x) if rows else torch.bmm(x, x.transpose(1, 2))
+        return product / size  # (N, C, C), float32
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (flat,) = ctx.saved_tensors
+        sym = ((grad + grad.transpose(1, 2)) / ctx.size).to(flat.dtype)  # (N, C, C)
+        return (torch.bmm(flat, sym) if ctx.rows else torch.bmm(sym, flat)), None, None
 
 
 # The terms of the stylize objective. Each follows anishathalye/neural-style (stylize.py),

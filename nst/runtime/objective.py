@@ -21,10 +21,9 @@ from typing import Protocol
 
 import torch
 
-from nst.contract import gram
 from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
-from nst.runtime.losses import content_loss, style_layer_weights, style_loss, tv_loss
+from nst.runtime.losses import content_loss, gram, style_layer_weights, style_loss, tv_loss
 from nst.runtime.mirror import VGGMirror
 
 Features = Mapping[str, torch.Tensor]
@@ -86,7 +85,7 @@ class StyleTerm:
     def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
         loss = image.new_zeros(())
         for layer in self.layers:
-            g = gram(features[layer].float())  # (1, C, C), float32 whatever the convolutions ran in
+            g = gram(features[layer])  # (1, C, C), float32 whatever the convolutions ran in
             per_style = sum(b * style_loss(g, grams[layer]) for b, grams in zip(self.blend, self.targets) if b > 0)
             loss = loss + self.layer_weights[layer] * per_style
         return self.weight * loss

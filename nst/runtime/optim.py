@@ -101,6 +101,7 @@ class LBFGS(_ImageOptimizer):
         self.ro: list[float] = []  # 1 / (y_k . s_k)
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None  # t * d of the last update
+        self.pairs_seen = self.pairs_kept = 0  # curvature pairs offered and kept (diagnostics)
 
     def state_dict(self) -> dict[str, Any]:
         empty = self.param.new_zeros((0, self.param.numel()))
@@ -140,7 +141,9 @@ class LBFGS(_ImageOptimizer):
             y = grad - self.prev_grad
             s = self.prev_step
             ys = float(y.dot(s))
+            self.pairs_seen += 1
             if ys > 1e-10:  # keep only pairs with positive curvature
+                self.pairs_kept += 1
                 if len(self.dirs) == self.history_size:
                     del self.dirs[0], self.stps[0], self.ro[0]
                 self.dirs.append(y)
