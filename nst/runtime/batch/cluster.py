@@ -21,7 +21,7 @@ from typing import Any
 from nst.errors import ConfigError, OutputError
 from nst.runtime.batch.jobs import Job
 from nst.runtime.batch.local import OnEvent, OnOutcome
-from nst.runtime.batch.worker import Inputs, Outcome, Worker, set_threads
+from nst.runtime.batch.worker import Inputs, Outcome, Worker, run_guarded, set_threads
 
 LOCAL = "local"  # --ray without an address: start Ray here (or join RAY_ADDRESS's cluster)
 
@@ -171,7 +171,7 @@ def _ray_task(job: Job, content: bytes, key: str, shared_ref: list[Any], device:
     local = folder / job.content.name
     try:
         local.write_bytes(content)
-        outcome = worker.run(replace(job, content=local), events.put_nowait, every=0.5)
+        outcome = run_guarded(worker, replace(job, content=local), events.put_nowait, every=0.5)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if outcome.error:  # name the user's file, not this worker's copy

@@ -81,7 +81,13 @@ def _drain(events: Any, on_event: OnEvent) -> None:
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel what has not started and end the processes now: a job in progress is lost
     (its output is not written), and a re-run makes it."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in list(getattr(pool, "_processes", {}).values()):
+    for process in processes:
         with contextlib.suppress(Exception):
             process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()

@@ -153,4 +153,13 @@ def start_pool_worker(inputs: Inputs, threads: int, devices: tuple[str, ...], sl
 def run_pool_job(job: Job) -> Outcome:
     if _POOL_WORKER is None:
         return Outcome(job.index, error=_POOL_ERROR or "the worker could not start", worker=worker_name())
-    return _POOL_WORKER.run(job, _POOL_EVENTS.put)
+    return run_guarded(_POOL_WORKER, job, _POOL_EVENTS.put)
+
+
+def run_guarded(worker: Worker, job: Job, report: Report, every: float = 0.0) -> Outcome:
+    """`worker.run` in a worker process: a Ctrl-C that reaches it (the terminal signals the
+    whole process group) fails this output; stopping the batch is the parent's to decide."""
+    try:
+        return worker.run(job, report, every=every)
+    except KeyboardInterrupt:
+        return Outcome(job.index, error="interrupted", worker=worker_name())
