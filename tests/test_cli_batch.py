@@ -145,3 +145,43 @@ def test_ray_without_the_extra_is_one_line(vgg19_onnx, inputs, monkeypatch):
     assert result.exit_code == 1 and result.output.strip() == (
         "Error: --ray needs Ray: pip install 'nst[ray]' (or pip install ray)"
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_from_a_terminal_stops_the_workers(vgg19_onnx, inputs):
+    """SIGINT to the whole process group, as a terminal sends it, with two worker processes:
+    exit 130 in one line, the finished outputs whole and in the manifest, no process left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(6):
+        rgb(inputs / "photos" / f"more{i}.png", 40, 32, seed=10 + i)
+    out = inputs / "out"
+    argv = [sys.executable, "-c", "from nst.cli import main; main()", "stylize-batch", str(inputs / "photos"),
+            "-s", str(inputs / "style.png"), "-o", str(out), "-m", str(vgg19_onnx), "--workers", "2", "--no-log",
+            "--iterations", "30", "--size", "0", "--seed", "0", "-q"]  # fmt: skip
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert output.strip().startswith("Interrupted: ") and "Traceback" not in output, output
+    made = sorted(p.name for p in out.glob("*.png"))
+    assert 1 <= len(made) < 8
+    for path in out.glob("*.png"):
+        with Image.open(path) as img:
+            img.load()
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(line["output"] for line in lines if line["status"] == "ok") == made
+    for _ in range(100):  # multiprocessing's resource tracker ends once it reads the parent's exit
+        left = subprocess.run(["pgrep", "-a", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, left
