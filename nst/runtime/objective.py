@@ -156,12 +156,22 @@ def content_weights(config: StylizeConfig) -> dict[str, float]:
     return {layer: weight * share for layer, share in zip(CONTENT_LAYERS, shares) if weight * share > 0}
 
 
-def content_term(model: VGGMirror, content: torch.Tensor, config: StylizeConfig) -> ContentTerm:
-    """The content term of `content` (1, 3, H, W): its features, computed once in float32.
+def content_term(
+    model: VGGMirror,
+    content: torch.Tensor,
+    config: StylizeConfig,
+    *,
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    channels_last: bool = False,
+) -> ContentTerm:
+    """The content term of `content` (1, 3, H, W): its features, computed once, in the
+    precision and layout the loop's features will have (kept as float32).
     Under the balanced scale each layer's weight is divided by mean(P^2) of its target."""
     weights = content_weights(config)
-    with torch.no_grad():
-        targets = model(content, layers=tuple(weights)) if weights else {}
+    x = content.contiguous(memory_format=torch.channels_last) if channels_last else content
+    with torch.no_grad(), precision():
+        found = model(x, layers=tuple(weights)) if weights else {}
+    targets = {layer: value.float() for layer, value in found.items()}
     if config.loss_scale == "balanced":
         weights = {layer: w / _mean_square(targets[layer]) for layer, w in weights.items()}
     return ContentTerm(targets=targets, weights=weights)
@@ -173,8 +183,12 @@ def reference_terms(
     style_grams: Sequence[StyleGrams],
     blend: Sequence[float],
     config: StylizeConfig,
+    *,
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    channels_last: bool = False,
 ) -> list[Term]:
-    """The objective's three terms, on the config's loss scale.
+    """The objective's three terms, on the config's loss scale (`precision` and
+    `channels_last`: the loop's, in which the content's features are computed).
 
     reference: anishathalye/neural-style's normalizations, so that its tuned weights carry over.
     balanced: each term relative to its own target, per layer (content / mean(P^2), style /
@@ -188,7 +202,7 @@ def reference_terms(
     if balanced:
         tv_weight /= max(float(tv_loss(content)), 1.0)  # a flat content would divide by ~0
     return [
-        content_term(model, content, config),
+        content_term(model, content, config, precision=precision, channels_last=channels_last),
         StyleTerm(
             targets=style_grams,
             blend=blend,
