@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from nst.runtime.device import cpu_has_bf16
-    from nst.runtime.memory import BASE_MIB, IMAGE_BUFFERS, PER_PIXEL, estimate_peak
+    from nst.runtime.memory import BASE_MIB, IMAGE_BUFFERS, MARGIN, PER_PIXEL, estimate_peak
 
     model = args.model or model_path()
     nst = nst_command()
@@ -123,8 +123,8 @@ def main() -> None:
         a, b = fit(sizes, results[name])
         per_pixel = b * MIB - (IMAGE_BUFFERS + 2) * 12  # Adam's two buffers and the image buffers
         b_long = b + history_mib(1)
-        now = PER_PIXEL.get(modes[name], float("nan")) if name in modes else float("nan")
-        guard = f"{a:.0f}, {per_pixel:.0f} (now {BASE_MIB:.0f}, {now:.0f})" if name in modes else "-"
+        now = f"now {BASE_MIB[modes[name]]:.0f}, {PER_PIXEL[modes[name]]:.0f}" if name in modes else ""
+        guard = f"{a:.0f}, {per_pixel:.0f} ({now}; x {MARGIN:g})" if name in modes else "-"
         print(f"| {name} | {a:.0f} | {b * MIB:.0f} | {guard} | {largest_side(a, b, budget):.0f} | "
               f"{largest_side(a, b_long, budget):.0f} |")  # fmt: skip
 
