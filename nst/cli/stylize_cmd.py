@@ -12,7 +12,7 @@ import click
 
 from nst.cli.options import choice, comma_list, ranged
 from nst.errors import ConfigError
-from nst.runtime.config import ColorMode, Optimizer, Pooling, Precision, Step, StylizeConfig
+from nst.runtime.config import ColorMode, Optimizer, Pooling, Precision, Provider, Step, StylizeConfig
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 _D = StylizeConfig()  # the defaults, in one place
@@ -140,6 +140,13 @@ _D = StylizeConfig()  # the defaults, in one place
     help="auto: CUDA when available, else the CPU.",
 )
 @click.option(
+    "--provider",
+    type=choice(Provider),
+    default=_D.provider,
+    show_default=True,
+    help="onnxruntime execution provider of the style pass; auto: CUDA on a CUDA --device, else the CPU.",
+)
+@click.option(
     "--precision",
     type=choice(Precision),
     default=_D.precision,
@@ -239,6 +246,10 @@ def stylize_cmd(
         check_writable(path, overwrite)
     if plot:
         _require_matplotlib()
+    if config.provider not in ("auto", "cpu"):  # a named provider that cannot run fails before any work
+        from nst.runtime.ort_extractor import resolve_providers
+
+        resolve_providers(config.provider)
     model_path = _resolve_model(model, weights, config.pooling)
     _run(content, styles, model_path, targets, config, paths, overwrite, print_iterations, quiet)
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 Optimizer = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
-Provider = Literal["auto", "cpu", "cuda"]
+Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
 Device = str  # auto | cpu | cuda | cuda:N
 
 SEED_MAX = 2**64 - 1
@@ -99,6 +99,7 @@ class StylizeConfig:
     precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on CPU
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
+    provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
 
     def __post_init__(self) -> None:
         check(self)
