@@ -132,7 +132,7 @@ def test_fp16_weights_are_half_and_grams_float(make_onnx):
     matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
     inferred = onnx.shape_inference.infer_shapes(model)
     value_types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
-    assert all(value_types[m.output[0]] == onnx.TensorProto.FLOAT for m in matmuls)
+    assert matmuls and all(value_types[m.input[0]] == onnx.TensorProto.FLOAT for m in matmuls)
 
 
 def test_every_opset(make_mat):

@@ -56,6 +56,18 @@ def test_rounding_is_onnxruntimes(int8_path, make_mat):
     np.testing.assert_array_equal(dequantized, rounded_weights(source))
 
 
+def test_onnxruntime_keeps_the_grams_float(int8_path, tmp_path):
+    """Left to itself onnxruntime fuses DequantizeLinear -> MatMul into an integer matmul, whose
+    int32 sum overflows on large images; the Gram's float scaling sits between them."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.log_severity_level = 3  # its note that the file holds hardware-specific kernels
+    ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+    assert not ops & {"MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul"}, ops
+    assert "QLinearConv" in ops  # while the convolutions do run in int8
+
+
 def test_static_int8_calibrates_at_its_shape(make_onnx, calibration_dir):
     path = make_onnx(layers=("relu1_2",), static=(2, 16, 16), quantize="int8", calibrate=calibration_dir)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -194,9 +194,9 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
         result = out if io == TensorProto.FLOAT else out + ".fp32"
         if config.static:
             _, c, h, w = shapes[name]
-            size = f"gram.size.{name}"
-            initializers.append(numpy_helper.from_array(np.array(c * h * w, dtype=np.float32), size))
-            nodes += _gram_nodes(helper, TensorProto, source, result, size)
+            scale = f"gram.scale.{name}"
+            initializers.append(numpy_helper.from_array(np.array(1 / np.sqrt(c * h * w), dtype=np.float32), scale))
+            nodes += _gram_nodes(helper, TensorProto, source, result, scale)
         else:
             nodes += _gram_nodes(helper, TensorProto, source, result, None)
         if result != out:
@@ -290,22 +290,32 @@ def _shapes(table: tuple[Layer, ...], static: tuple[int, int, int] | None) -> di
     return shapes
 
 
-def _gram_nodes(helper, TensorProto, name: str, out: str, size: str | None) -> list:
-    """out = F F^T / (C*H*W), F = `name`'s features reshaped to (N, C, H*W). `size`: the
-    initializer holding C*H*W (a static graph); None: computed from the features' shape."""
+def _gram_nodes(helper, TensorProto, name: str, out: str, scale: str | None) -> list:
+    """out = (F / sqrt(C*H*W)) (F / sqrt(C*H*W))^T = F F^T / (C*H*W), F = `name`'s features
+    as (N, C, H*W). `scale`: the initializer holding 1 / sqrt(C*H*W) (a static graph); None:
+    computed from the features' shape.
+
+    Scaling before the product keeps its terms small, and keeps a float multiply between an
+    int8 graph's DequantizeLinear and the MatMul: onnxruntime would otherwise fuse them into
+    an integer matmul, whose int32 sum overflows at 512 px (measured: 100 % error on relu1_1).
+    """
     p = out + "."
-    nodes = [
-        helper.make_node("Reshape", [name, "gram.flat_shape"], [p + "flat"], name=p + "flat"),  # (N, C, HW)
-        helper.make_node("Transpose", [p + "flat"], [p + "flat_t"], name=p + "flat_t", perm=[0, 2, 1]),
-        helper.make_node("MatMul", [p + "flat", p + "flat_t"], [p + "ftf"], name=p + "ftf"),  # (N, C, C)
-    ]
-    if size is None:
-        size = p + "size"
+    nodes = []
+    if scale is None:
+        scale = p + "scale"
         nodes += [
             helper.make_node("Shape", [name], [p + "shape"], name=p + "shape"),
             helper.make_node("Slice", [p + "shape", "gram.chw_start", "gram.chw_end"], [p + "chw"], name=p + "chw"),
             # No axes: reduce all, the same in opset 13 (axes an attribute) and 18+ (an input).
             helper.make_node("ReduceProd", [p + "chw"], [p + "size_i"], name=p + "size_i", keepdims=0),
-            helper.make_node("Cast", [p + "size_i"], [size], name=size, to=TensorProto.FLOAT),
+            helper.make_node("Cast", [p + "size_i"], [p + "size"], name=p + "size", to=TensorProto.FLOAT),
+            helper.make_node("Sqrt", [p + "size"], [p + "root"], name=p + "root"),
+            helper.make_node("Reciprocal", [p + "root"], [scale], name=scale),
         ]
-    return [*nodes, helper.make_node("Div", [p + "ftf", size], [out], name=out)]
+    return [
+        *nodes,
+        helper.make_node("Mul", [name, scale], [p + "scaled"], name=p + "scaled"),  # F / sqrt(CHW)
+        helper.make_node("Reshape", [p + "scaled", "gram.flat_shape"], [p + "flat"], name=p + "flat"),  # (N, C, HW)
+        helper.make_node("Transpose", [p + "flat"], [p + "flat_t"], name=p + "flat_t", perm=[0, 2, 1]),
+        helper.make_node("MatMul", [p + "flat", p + "flat_t"], [out], name=out),  # (N, C, C)
+    ]

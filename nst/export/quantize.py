@@ -97,12 +97,12 @@ def quantize_int8(model: onnx.ModelProto, calibrate: Path | None = None) -> onnx
     corrected = bias_corrected(model, batches, skip=keep_float)
     relus = {n.input[0]: n.name for n in model.graph.node if n.op_type == "Relu"}
     exclude = keep_float + [relus[name] for name in keep_float if name in relus]
-    with tempfile.TemporaryDirectory(prefix="nst-int8-") as tmp, _quiet_logging():
+    with tempfile.TemporaryDirectory(prefix="nst-int8-") as tmp, quiet_quantizer():
         output = Path(tmp) / "int8.onnx"
         quantize_static(
             corrected,
             output,
-            _reader(batches),
+            calibration_reader(batches),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv", "Relu", "MaxPool"],
             nodes_to_exclude=exclude,
@@ -177,7 +177,7 @@ def _input_means(model: onnx.ModelProto, batches: Sequence[np.ndarray], tensors:
     return {name: value / len(batches) for name, value in sums.items()}
 
 
-def _reader(batches: Sequence[np.ndarray]):
+def calibration_reader(batches: Sequence[np.ndarray]):
     """An onnxruntime CalibrationDataReader over `batches`."""
     from onnxruntime.quantization import CalibrationDataReader
 
@@ -193,7 +193,7 @@ def _reader(batches: Sequence[np.ndarray]):
 
 
 @contextlib.contextmanager
-def _quiet_logging() -> Iterator[None]:
+def quiet_quantizer() -> Iterator[None]:
     """onnxruntime.quantization logs advice on the root logger (pre-processing, ...); the
     library must not print, so it is muted while the quantizer runs."""
     previous = logging.root.manager.disable
