@@ -101,11 +101,6 @@ class ModelInfo:
         return () if self.outputs == "grams" else self.layers
 
     @property
-    def is_float(self) -> bool:
-        """True unless the graph is quantized: its initializers are the network's float weights."""
-        return not self.quantize
-
-    @property
     def is_deployment(self) -> bool:
         """True for a graph exported with any deployment option (fp16, int8, static, Grams only)."""
         return bool(self.quantize or self.static or self.outputs == "grams" or "fp16" in (self.precision, self.io))
