@@ -117,11 +117,11 @@ def recipe_graphs(folder: Path, size: int, static: bool) -> dict[str, tuple[Path
     for label, recipe in recipes.items():
         built = []
         for calibration in [paths] + [[p for p in paths if p != held] for held in paths]:
-            batches = calibration_batches(calibration, (1, size, size) if static else None)
+            batches = calibration_batches(calibration, static=(1, size, size) if static else None)
             keep = float_convs(fp32) if recipe["float"] else []
             # bias_corrected returns a copy; quantize_static moves a ModelProto's weights out to
             # its temporary files, so it is never given the shared fp32 one.
-            model = bias_corrected(fp32, batches, keep if recipe["correct"] else [n.name for n in fp32.graph.node])
+            model = bias_corrected(fp32, batches, skip=keep if recipe["correct"] else [n.name for n in fp32.graph.node])
             path = folder / f"recipe{len(out)}-{len(built)}.onnx"
             with quiet_quantizer():
                 quantize_static(

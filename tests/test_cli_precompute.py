@@ -142,3 +142,21 @@ def test_every_config_field_is_an_option_in_help():
         assert f.name in defaults
     assert defaults["size"] == PrecomputeConfig.size == 512
     assert defaults["style_scales"] == "1.0" and defaults["batch_size"] == 8 and defaults["provider"] == "auto"
+
+
+def test_auto_provider_fallback_note(vgg19_onnx, tmp_path):
+    """Where this onnxruntime has a CUDA provider that cannot run, auto says so in one line on
+    stderr and runs on the CPU; stdout keeps only the result."""
+    import onnxruntime
+
+    if cuda_unavailable_reason() is None or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu without a usable GPU")
+    style = _write_rgb(tmp_path / "s.png", 16, 16, seed=0)
+    args = ["precompute-style", str(style), "-m", str(vgg19_onnx), "-o", str(tmp_path / "s.targets"), "--size", "16"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: onnxruntime runs on the CPU: its CUDA provider is not usable ({cuda_unavailable_reason()})"
+    ]
+    assert result.stdout.startswith(f"wrote {tmp_path / 's.targets'}")

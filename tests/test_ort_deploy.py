@@ -77,13 +77,13 @@ def test_auto_falls_back_with_one_notice(monkeypatch):
     monkeypatch.setattr(ort_extractor, "cuda_unavailable_reason", lambda: "the CUDA driver finds no GPU")
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     notes: list[str] = []
-    assert resolve_providers("auto", notes.append) == ["CPUExecutionProvider"]
+    assert resolve_providers("auto", notify=notes.append) == ["CPUExecutionProvider"]
     assert notes == ["onnxruntime runs on the CPU: its CUDA provider is not usable (the CUDA driver finds no GPU)"]
     # A CPU-only onnxruntime was never going to use a GPU: nothing to say.
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     notes.clear()
-    assert resolve_providers("auto", notes.append) == ["CPUExecutionProvider"] and notes == []
+    assert resolve_providers("auto", notify=notes.append) == ["CPUExecutionProvider"] and notes == []
     # A usable GPU: CUDA first, no notice.
     monkeypatch.setattr(ort_extractor, "cuda_unavailable_reason", lambda: None)
-    assert resolve_providers("auto", notes.append) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert resolve_providers("auto", notify=notes.append) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert notes == []

@@ -72,7 +72,7 @@ def test_static_int8_calibrates_at_its_shape(make_onnx, calibration_dir):
     path = make_onnx(layers=("relu1_2",), static=(2, 16, 16), quantize="int8", calibrate=calibration_dir)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape == [2, 3, 16, 16]
-    batches = calibration_batches(calibration_paths(calibration_dir), (2, 16, 16))
+    batches = calibration_batches(calibration_paths(calibration_dir), static=(2, 16, 16))
     assert [b.shape for b in batches] == [(2, 3, 16, 16), (2, 3, 16, 16)]  # 3 images cycled to 4
 
 

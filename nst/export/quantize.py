@@ -53,7 +53,7 @@ def calibration_paths(folder: Path | None) -> list[Path]:
 
 
 def calibration_batches(
-    paths: Sequence[Path], static: tuple[int, int, int] | None, dtype: type = np.float32
+    paths: Sequence[Path], *, static: tuple[int, int, int] | None = None, dtype: type = np.float32
 ) -> list[np.ndarray]:
     """(N, 3, H, W) 0-255 batches: each image with its long side at most CALIBRATION_SIZE
     (batch 1), or, for a static graph, cropped to fill its H x W, N images a batch."""
@@ -84,7 +84,7 @@ def float_convs(model: onnx.ModelProto) -> list[str]:
     return [name for name in convs if name == convs[0] or name.startswith("conv5_")]
 
 
-def quantize_int8(model: onnx.ModelProto, calibrate: Path | None = None) -> onnx.ModelProto:
+def quantize_int8(model: onnx.ModelProto, *, calibrate: Path | None = None) -> onnx.ModelProto:
     """The int8 QDQ graph of float extractor `model` (an `nst` float32 export, any io, static
     or dynamic), calibrated on the images of `calibrate` (default: the examples)."""
     import onnx
@@ -92,7 +92,7 @@ def quantize_int8(model: onnx.ModelProto, calibrate: Path | None = None) -> onnx
 
     info = model_info(model, "the graph")
     paths = calibration_paths(calibrate)
-    batches = calibration_batches(paths, info.static, np.float16 if info.io == "fp16" else np.float32)
+    batches = calibration_batches(paths, static=info.static, dtype=np.float16 if info.io == "fp16" else np.float32)
     keep_float = float_convs(model)
     corrected = bias_corrected(model, batches, skip=keep_float)
     relus = {n.input[0]: n.name for n in model.graph.node if n.op_type == "Relu"}
@@ -127,7 +127,9 @@ def quantize_int8(model: onnx.ModelProto, calibrate: Path | None = None) -> onnx
     return quantized
 
 
-def bias_corrected(model: onnx.ModelProto, batches: Sequence[np.ndarray], skip: Sequence[str]) -> onnx.ModelProto:
+def bias_corrected(
+    model: onnx.ModelProto, batches: Sequence[np.ndarray], *, skip: Sequence[str] = ()
+) -> onnx.ModelProto:
     """A copy of `model` whose conv biases (but those in `skip`) absorb the mean output shift
     that int8 rounding of their weights causes: b -= sum_{i,kh,kw} (Q(W) - W) * E[x_i], with
     E[x_i] the mean of the conv's input channel i over `batches`."""

@@ -31,7 +31,7 @@ def export_vgg_file(
     vgg = read_matconvnet(weights, swap_kernel_axes=config.swap_kernel_axes, sha256=source_sha256)
     model = build_onnx(vgg, config)
     if config.quantize == "int8":
-        model = quantize_int8(model, config.calibrate)
+        model = quantize_int8(model, calibrate=config.calibrate)
         check_graph(model)
     with atomic_path(output, overwrite=overwrite) as tmp:
         onnx.save_model(model, str(tmp))

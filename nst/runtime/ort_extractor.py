@@ -133,7 +133,7 @@ def _tensorrt_unavailable_reason() -> str | None:
     return f"TensorRT ({_TENSORRT_LIBRARIES[-1]} or newer) is not installed; pip install tensorrt"
 
 
-def resolve_providers(provider: str, notify: Notify | None = None) -> list[str]:
+def resolve_providers(provider: str, *, notify: Notify | None = None) -> list[str]:
     """onnxruntime provider names for `auto`, `cpu`, `cuda`, `tensorrt` or `openvino`.
 
     A provider named explicitly that cannot run here is a ConfigError. `auto` is CUDA when
@@ -179,7 +179,7 @@ class OrtExtractor:
         self.path = Path(model_path)
         # `info`: the file's metadata when the caller has parsed it already (stylize's mirror).
         self.info: ModelInfo = info if info is not None else model_info(load_onnx(self.path), self.path)
-        providers = resolve_providers(provider, notify)  # after the model: its errors come first
+        providers = resolve_providers(provider, notify=notify)  # after the model: its errors come first
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1, not {threads}")
         self.threads = threads or physical_cores()
