@@ -105,15 +105,13 @@ class ModelInfo:
         """True for a graph exported with any deployment option (fp16, int8, static, Grams only)."""
         return bool(self.quantize or self.static or self.outputs == "grams" or "fp16" in (self.precision, self.io))
 
-    def describe(self, article: bool = True) -> str:
+    def describe(self) -> str:
         """For messages: 'an int8 deployment graph', 'a static 1x3x256x256 fp16 deployment graph'."""
         words = [f"static {self.static[0]}x3x{self.static[1]}x{self.static[2]}"] if self.static else []
         words.append(self.quantize or ("float32" if self.precision == "fp32" else self.precision))
         if self.outputs == "grams":
             words.append("Grams-only")
         text = " ".join(words) + (" deployment graph" if self.is_deployment else " graph")
-        if not article:
-            return text
         return ("an " if text.startswith(("int8", "fp16")) else "a ") + text
 
     def to_props(self) -> dict[str, str]:

@@ -137,7 +137,7 @@ def test_deployment_summary(runner, make_mat, tmp_path):
     result = runner.invoke(main, ["export-vgg", str(make_mat()), "-o", str(out), "--opset", "13", *args])
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
-        rf"exported vgg19 \(max pooling; 2 grams only: relu1_1,relu2_1\) to {re.escape(str(out))} as static "
+        rf"exported vgg19 \(max pooling; 2 grams only: relu1_1,relu2_1\) to {re.escape(str(out))} as a static "
         r"1x3x16x16 fp16 Grams-only deployment graph \(opset 13, fp32 input and outputs\), [\d.]+ MB in [\d.]+ s\n",
         result.output,
     )

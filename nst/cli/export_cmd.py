@@ -141,7 +141,7 @@ def export_vgg(
         what = f"{len(info.grams)} grams only"
     deploy = ""
     if info.is_deployment or info.opset != _DEFAULTS.opset:
-        deploy = f" as {info.describe(article=False)} (opset {info.opset}, {info.io} input and outputs)"
+        deploy = f" as {info.describe()} (opset {info.opset}, {info.io} input and outputs)"
     click.echo(
         f"exported {info.architecture} ({info.pooling} pooling; {what}: {','.join(info.layers)}) to {output}"
         f"{deploy}, {size_mb:.1f} MB in {time.perf_counter() - start:.1f} s"
