@@ -28,6 +28,7 @@ from nst.runtime.config import (
     Optimizer,
     Pooling,
     Precision,
+    Provider,
     StylizeConfig,
 )
 
@@ -87,6 +88,8 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  "[default: a random one, recorded in the PNG]"),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
                  help="auto: CUDA when available, else the CPU."),
+    click.option("--provider", type=choice(Provider), default=_D.provider, show_default=True,
+                 help="onnxruntime execution provider of the style pass; auto: CUDA on a CUDA --device, else the CPU."),
     click.option("--precision", type=choice(Precision), default=_D.precision, show_default=True,
                  help="Precision of the convolutions (Grams and losses stay float32); "
                  "auto: bf16 on CUDA, fp32 on the CPU."),

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Optimizer = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
-Provider = Literal["auto", "cpu", "cuda"]
+Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
 LossScale = Literal["reference", "balanced"]
 Device = str  # auto | cpu | cuda | cuda:N
 
@@ -111,6 +111,7 @@ class StylizeConfig:
     precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on CPU
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
+    provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
 
     def __post_init__(self) -> None:
         check(self)
@@ -227,8 +228,10 @@ def choices(field_type: Any) -> tuple[str, ...]:
     return ()
 
 
-def check(config: Any) -> None:
-    """Raise ConfigError for the first field of a config dataclass outside its rule or choices."""
+def check(config: Any, rules: dict[str, Rule] | None = None) -> None:
+    """Raise ConfigError for the first field of a config dataclass outside its rule or choices
+    (`rules`: RULES with a config's own exceptions)."""
+    rules = RULES if rules is None else rules
     hints = typing.get_type_hints(type(config))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -237,7 +240,7 @@ def check(config: Any) -> None:
         allowed = choices(hints[field.name])
         if allowed and value not in allowed:
             raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(allowed)}, got {value!r}")
-        rule = RULES.get(field.name)
+        rule = rules.get(field.name)
         if rule is None:
             continue
         for item in value if isinstance(value, tuple) else (value,):
