@@ -1,20 +1,18 @@
-"""Time to quality: the seconds multi-scale runs need to reach the loss that N single-scale L-BFGS
-iterations reach at 512 px, with the curves (loss against seconds) as a CSV and a PNG plot.
+"""Time to quality: how soon other starts and schedules reach the loss that N single-scale
+L-BFGS iterations from the default start reach, at the same full-size objective.
 
-    python benchmarks/time_to_quality.py [--size 512] [--iterations 1000] [--scales 3]
-        [--optimizers lbfgs,adam] [--multi-iterations N] [--cap SECONDS] [--out benchmarks/results]
+    python benchmarks/time_to_quality.py [--size 512] [--iterations 1000]
+        [--candidates content,content-3-scales,noise-3-scales] [--cap-fraction 0.3333]
+        [--precision auto] [--loss-scale reference] [--out benchmarks/results]
 
-First a single-scale L-BFGS run of --iterations at --size (the reference: its best loss and its
-time); then one multi-scale run (--scales stages from --min-size up, --multi-iterations split
-evenly over them by stylize) per optimizer in --optimizers, each stopped when it reaches the
-reference loss or after --cap seconds (default: the single-scale time). Losses are compared
-at the same, full-resolution objective only: steps of the coarse stages (Step.size smaller
-than the full size) are of a smaller problem and never count. Elapsed times are stylize()'s
-own, from its call (so they include the style Grams of every stage). Writes into --out:
-time_to_quality.csv (seconds, then each configuration's best full-size loss so far, on a
-common time grid), time_to_quality_steps.csv (every step) and time_to_quality.png
-(matplotlib; skipped with a message when it is missing). Random-weight VGG-19 unless --model.
-It measures and prints; it asserts nothing.
+First the reference: single-scale L-BFGS for --iterations from the default start (noise) at
+--size; its best loss is the target and its time the yardstick. Then each candidate (a
+StylizeConfig variant, below) runs until a full-size step reaches the target, or until
+--cap-fraction of the reference's time (the issue's target is a third). Only full-size steps
+count: the coarse stages' losses are of a smaller problem. Elapsed times are stylize()'s own,
+from its call (style Grams of every stage included). Writes into --out the curves (best
+full-size loss so far against seconds) as time_to_quality.csv and, with matplotlib,
+time_to_quality.png. Random-weight VGG-19 unless --model. It asserts nothing.
 """
 
 from __future__ import annotations
@@ -26,25 +24,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import CONTENT, STYLE, config_fields, machine, model_path
+from benchmarks.common import CONTENT, STYLE, machine, model_path
 
-FLAGS = ("low_memory", "compile")
-GRID = 200  # rows of the common-time-grid CSV
+# name -> StylizeConfig changes from the reference run (L-BFGS, noise start, one stage)
+CANDIDATES: dict[str, dict] = {
+    "content": {"initial_noiseblend": 0.0},  # start at the content image itself
+    "content+noise": {"initial_noiseblend": 0.5},
+    "content-3-scales": {"initial_noiseblend": 0.0, "scales": 3},
+    "noise-3-scales": {"scales": 3},
+    "adam": {"optimizer": "adam"},
+    "content-adam": {"optimizer": "adam", "initial_noiseblend": 0.0},
+}
 
 
 class _Stop(Exception):
     pass
 
 
-def run(mirror, config, target: float | None, cap: float, full: tuple[int, int] | None):
-    """stylize() with `config`; its steps, stopped once a full-size step reaches `target` or at `cap` s."""
+def run(mirror, config, *, target: float | None, cap: float):
+    """stylize() with `config`: its steps, stopped once a full-size step reaches `target` or at `cap` s."""
     from nst.runtime.stylize import stylize
 
     steps = []
+    last = _last_stage(config)
 
     def on_step(step):
         steps.append(step)
-        if target is not None and step.size == full and step.total <= target:
+        if target is not None and step.stage == last and step.total <= target:
             raise _Stop
         if step.elapsed > cap:
             raise _Stop
@@ -56,142 +62,109 @@ def run(mirror, config, target: float | None, cap: float, full: tuple[int, int] 
     return steps
 
 
-def best_by(steps, full, t: float) -> float | None:
+def _last_stage(config) -> int:
+    from nst.runtime.plan import stage_sizes
+
+    return len(stage_sizes((config.size, config.size), config.scales, config.min_size)) - 1
+
+
+def best_by(steps, last: int, t: float) -> float | None:
     """The lowest full-size loss reached by time t, or None before the full-size stage began."""
-    seen = [s.total for s in steps if s.size == full and s.elapsed <= t]
+    seen = [s.total for s in steps if s.stage == last and s.elapsed <= t]
     return min(seen) if seen else None
-
-
-def plot(curves: dict, full, target: float, reached: dict, path: Path, title: str) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed: no plot (pip install matplotlib)"
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, steps in curves.items():
-        pts = [(s.elapsed, s.total) for s in steps if s.size == full]
-        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
-        if reached.get(name) is not None:
-            ax.axvline(reached[name], color=line.get_color(), linestyle=":", linewidth=1)
-    ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="single-scale best loss")
-    ax.set_yscale("log")
-    ax.set_xlabel("seconds since stylize() started")
-    ax.set_ylabel(f"loss at full size ({full[0]}x{full[1]})")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return f"wrote {path}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512, help="content width (the content is square)")
-    parser.add_argument("--iterations", type=int, default=1000, help="single-scale L-BFGS iterations (the reference)")
-    parser.add_argument("--scales", type=int, default=3, help="stages of the multi-scale runs")
-    parser.add_argument("--min-size", type=int, default=128, help="long side of the coarsest stage")
-    parser.add_argument("--optimizers", default="lbfgs,adam", help="one multi-scale run per optimizer")
-    parser.add_argument(
-        "--multi-iterations",
-        type=int,
-        help="iterations of each multi-scale run, split evenly over the stages (default: --iterations)",
-    )
-    parser.add_argument(
-        "--cap", type=float, help="stop a multi-scale run after this many seconds (default: the single-scale time)"
-    )
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--candidates", default="content,content-3-scales,noise-3-scales",
+                        help=f"comma-separated, of: {', '.join(CANDIDATES)}")  # fmt: skip
+    parser.add_argument("--cap-fraction", type=float, default=1 / 3, help="of the reference's time")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--loss-scale", default=None, help="reference | balanced (default: nst's default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--low-memory", action="store_true", help="StylizeConfig(low_memory=True), if it exists")
-    parser.add_argument("--compile", action="store_true", help="StylizeConfig(compile=True), if it exists")
     parser.add_argument("--model", type=Path, help="the ONNX extractor (default: seeded random VGG-19)")
     args = parser.parse_args()
 
     from nst.runtime.config import StylizeConfig
     from nst.runtime.stylize import load_mirror
 
-    fields = config_fields()
-    extra = {f: True for f in FLAGS if getattr(args, f) and f in fields}
-    ignored = [f for f in FLAGS if getattr(args, f) and f not in fields]
     model = args.model or model_path()
     mirror = load_mirror(model)
-    run(mirror, StylizeConfig(iterations=2, width=32, seed=0), None, float("inf"), None)  # warm-up
+    base = StylizeConfig(iterations=args.iterations, size=args.size, optimizer="lbfgs", seed=0,
+                         precision=args.precision, **({"loss_scale": args.loss_scale} if args.loss_scale else {}))  # fmt: skip
+    run(mirror, base.replace(iterations=2, size=64), target=None, cap=float("inf"))  # warm-up
 
-    single_name = "lbfgs 1 scale"
-    single = run(
-        mirror,
-        StylizeConfig(iterations=args.iterations, width=args.size, optimizer="lbfgs", seed=0, **extra),
-        None,
-        float("inf"),
-        None,
-    )
-    full = single[-1].size
-    target = min(s.total for s in single)
-    single_time = single[-1].elapsed
-    cap = args.cap if args.cap is not None else single_time
-    curves = {single_name: single}
-    reached: dict[str, float | None] = {single_name: single_time}
-    for opt in args.optimizers.split(","):
-        name = f"{opt} {args.scales} scales"
-        config = StylizeConfig(
-            iterations=args.multi_iterations or args.iterations,
-            width=args.size,
-            optimizer=opt,
-            seed=0,
-            scales=args.scales,
-            min_size=args.min_size,
-            **extra,
-        )
-        steps = run(mirror, config, target, cap, full)
-        curves[name] = steps
-        hit = next((s for s in steps if s.size == full and s.total <= target), None)
+    reference = run(mirror, base, target=None, cap=float("inf"))
+    target, seconds = min(s.total for s in reference), reference[-1].elapsed
+    cap = seconds * args.cap_fraction
+    curves = {"reference: L-BFGS from noise": (reference, 0)}
+    reached: dict[str, float | None] = {}
+    for name in args.candidates.split(","):
+        config = base.replace(**CANDIDATES[name])
+        steps = run(mirror, config, target=target, cap=cap)
+        last = _last_stage(config)
+        curves[name] = (steps, last)
+        hit = next((s for s in steps if s.stage == last and s.total <= target), None)
         reached[name] = hit.elapsed if hit else None
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    grid_path, steps_path = args.out / "time_to_quality.csv", args.out / "time_to_quality_steps.csv"
-    end = max(steps[-1].elapsed for steps in curves.values())
-    with open(grid_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["seconds", *curves])
-        for i in range(1, GRID + 1):
-            t = end * i / GRID
-            values = [best_by(steps, full, t) for steps in curves.values()]
-            writer.writerow([f"{t:.3f}", *("" if v is None else f"{v:.6g}" for v in values)])
-    with open(steps_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["configuration", "iteration", "stage", "width", "height", "elapsed_s", "total"])
-        for name, steps in curves.items():
-            for s in steps:
-                writer.writerow(
-                    [name, s.iteration, s.stage, s.size[1], s.size[0], f"{s.elapsed:.4f}", f"{s.total:.6g}"]
-                )
+    print(f"# {machine()}; {args.size} px; model {model.name}; precision {args.precision}; "
+          f"loss scale {base.loss_scale}")  # fmt: skip
+    print(f"# reference: single-scale L-BFGS from noise, {len(reference)} iterations: best loss {target:.6g} "
+          f"in {seconds:.1f} s ({seconds / len(reference):.3f} s/iteration); candidates capped at "
+          f"{args.cap_fraction:.3g} of that, {cap:.1f} s")  # fmt: skip
+    print("| candidate | settings | reached the reference's loss at | fraction of the reference's time | "
+          "its best full-size loss by the cap |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for name in reached:
+        steps, last = curves[name]
+        hit = reached[name]
+        best = best_by(steps, last, float("inf"))
+        print(f"| {name} | {CANDIDATES[name]} | {f'{hit:.1f} s' if hit else 'not reached'} | "
+              f"{f'{hit / seconds:.3f}' if hit else '-'} | {best:.6g} |")  # fmt: skip
 
-    title = f"{machine()}; {args.size} px"
-    print(
-        f"# {title}; model {model.name}; options {extra or 'none'}"
-        + (f" ({', '.join(ignored)} ignored: no such StylizeConfig field yet)" if ignored else "")
-    )
-    print(
-        f"# reference: {single_name}, {len(single)} iterations, best loss {target:.6g} in {single_time:.1f} s; "
-        f"multi-scale runs capped at {cap:.1f} s; issue 6 target: <= 1/3 of the single-scale time"
-    )
-    print(
-        "| configuration | stages | iterations run | best full-size loss | seconds to reach the reference | "
-        "ratio to single-scale time |"
-    )
-    print("|---|---|---|---|---|---|")
-    for name, steps in curves.items():
-        stages = " > ".join(f"{w}x{h}" for h, w in sorted({s.size for s in steps}))
-        best = best_by(steps, full, float("inf"))
-        t = reached[name]
-        print(
-            f"| {name} | {stages} | {len(steps)} | {best if best is not None else float('nan'):.6g} | "
-            f"{f'{t:.1f}' if t is not None else 'not reached'} | {f'{t / single_time:.2f}' if t is not None else '-'} |"
-        )
-    print(f"\nwrote {grid_path} and {steps_path}")
-    print(plot(curves, full, target, reached, args.out / "time_to_quality.png", title))
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "time_to_quality.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", "iteration", "stage", "elapsed_s", "loss", "best_full_size_loss"])
+        for name, (steps, last) in curves.items():
+            best = float("inf")
+            for s in steps:
+                if s.stage == last:
+                    best = min(best, s.total)
+                writer.writerow([name, s.iteration, s.stage, f"{s.elapsed:.3f}", f"{s.total:.6g}",
+                                 f"{best:.6g}" if best < float("inf") else ""])  # fmt: skip
+    _plot(curves, target, args)
+
+
+def _plot(curves, target: float, args) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"wrote {args.out / 'time_to_quality.csv'} (no plot: matplotlib is not installed)")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, (steps, last) in curves.items():
+        points, best = [], float("inf")
+        for s in steps:
+            if s.stage == last:
+                best = min(best, s.total)
+                points.append((s.elapsed, best))
+        if points:
+            ax.plot(*zip(*points), label=name)
+    ax.axhline(target, color="gray", linestyle=":", label="reference's final loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since stylize() was called")
+    ax.set_ylabel("best full-size loss so far")
+    ax.set_title(f"time to quality, {args.size} px")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out / "time_to_quality.png", dpi=90)
+    print(f"wrote {args.out / 'time_to_quality.csv'} and {args.out / 'time_to_quality.png'}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,13 @@ MEAN_PIXEL = "mean_pixel"
 _PREFIX = "nst."
 
 
+def input_convention(io: str = "fp32", static: tuple[int, int, int] | None = None) -> str:
+    """The `nst.input` line of a graph whose input is `io` (fp32 | fp16), of fixed (N, H, W) `static`."""
+    dtype = {"fp32": "float32", "fp16": "float16"}[io]
+    shape = f"[{static[0]}, 3, {static[1]}, {static[2]}]" if static else "[N, 3, H, W]"
+    return INPUT_CONVENTION.replace("float32 [N, 3, H, W]", f"{dtype} {shape}")
+
+
 def gram_output(layer: str) -> str:
     """The graph output holding `layer`'s Gram matrix: gram_relu1_1."""
     return GRAM_PREFIX + layer
@@ -77,9 +84,39 @@ class ModelInfo:
     source_sha256: str  # SHA-256 of the weights file (.mat) it was exported from
     kernel_axes: str  # hw (MatConvNet's order) | wh (the reference's swapped kernels)
     gram_normalization: str
+    # Deployment choices (`nst export-vgg --opset/--precision/--io/--static/--outputs/--quantize`);
+    # the defaults are what files written before these options hold.
+    opset: int = 17
+    precision: str = "fp32"  # the convolutions' weights and arithmetic: fp32 | fp16
+    io: str = "fp32"  # element type of the input and the outputs: fp32 | fp16
+    static: tuple[int, int, int] | None = None  # fixed (N, H, W); None: dynamic
+    outputs: str = "all"  # all (features and Grams) | features | grams
+    gram_precision: str = "fp32"  # the Gram arithmetic (float32 in every graph: F F^T overflows fp16)
+    quantize: str = ""  # "" | int8 (static QDQ)
+    calibration: str = ""  # how an int8 graph's activation ranges were calibrated
+
+    @property
+    def feature_outputs(self) -> tuple[str, ...]:
+        """The layers whose features are graph outputs (`layers` less a Grams-only graph's)."""
+        return () if self.outputs == "grams" else self.layers
+
+    @property
+    def is_deployment(self) -> bool:
+        """True for a graph exported with any deployment option (fp16, int8, static, Grams only)."""
+        return bool(self.quantize or self.static or self.outputs == "grams" or "fp16" in (self.precision, self.io))
+
+    def describe(self) -> str:
+        """For messages: 'an int8 deployment graph', 'a static 1x3x256x256 fp16 deployment graph'."""
+        words = [f"static {self.static[0]}x3x{self.static[1]}x{self.static[2]}"] if self.static else []
+        words.append(self.quantize or ("float32" if self.precision == "fp32" else self.precision))
+        if self.outputs == "grams":
+            words.append("Grams-only")
+        text = " ".join(words) + (" deployment graph" if self.is_deployment else " graph")
+        return ("an " if text.startswith(("int8", "fp16")) else "a ") + text
 
     def to_props(self) -> dict[str, str]:
         """The metadata_props an exporter writes for this model."""
+        static = "x".join(str(v) for v in self.static) if self.static else "dynamic"
         return {
             _PREFIX + "format": FORMAT_VERSION,
             _PREFIX + "architecture": self.architecture,
@@ -88,10 +125,18 @@ class ModelInfo:
             _PREFIX + "gram_normalization": self.gram_normalization,
             _PREFIX + "mean_pixel": ",".join(f"{v:.6f}" for v in self.mean_pixel.tolist()),
             _PREFIX + "pooling": self.pooling,
-            _PREFIX + "input": INPUT_CONVENTION,
+            _PREFIX + "input": input_convention(self.io, self.static),
             _PREFIX + "kernel_axes": self.kernel_axes,
             _PREFIX + "source_sha256": self.source_sha256,
             _PREFIX + "weights_sha256": self.weights_sha256,
+            _PREFIX + "opset": str(self.opset),
+            _PREFIX + "precision": self.precision,
+            _PREFIX + "io": self.io,
+            _PREFIX + "static": static,
+            _PREFIX + "outputs": self.outputs,
+            _PREFIX + "gram_precision": self.gram_precision,
+            _PREFIX + "quantize": self.quantize or "none",
+            _PREFIX + "calibration": self.calibration,
         }
 
 
@@ -138,6 +183,14 @@ def model_info(model: Any, path: str | Path) -> ModelInfo:
         mean = np.empty(0, dtype=np.float32)
     if mean.shape != (3,) or not split("layers"):
         raise ModelError(f"{path}: nst metadata is incomplete (layers or mean pixel); export it again")
+    try:
+        static_text = props.get("static", "dynamic")
+        static = None if static_text == "dynamic" else tuple(int(v) for v in static_text.split("x"))
+        opset = int(props["opset"]) if "opset" in props else _default_opset(model)
+    except ValueError:
+        raise ModelError(f"{path}: nst metadata is corrupt (opset or static shape); export it again") from None
+    if static is not None and len(static) != 3:
+        raise ModelError(f"{path}: nst.static must be NxHxW, not {props['static']!r}; export it again")
     return ModelInfo(
         path=Path(path),
         architecture=props.get("architecture", ""),
@@ -149,7 +202,23 @@ def model_info(model: Any, path: str | Path) -> ModelInfo:
         source_sha256=props.get("source_sha256", ""),
         kernel_axes=props.get("kernel_axes", "hw"),
         gram_normalization=props.get("gram_normalization", ""),
+        opset=opset,
+        precision=props.get("precision", "fp32"),
+        io=props.get("io", "fp32"),
+        static=static,  # three ints, checked above
+        outputs=props.get("outputs", "all"),
+        gram_precision=props.get("gram_precision", "fp32"),
+        quantize="" if props.get("quantize", "none") == "none" else props["quantize"],
+        calibration=props.get("calibration", ""),
     )
+
+
+def _default_opset(model: Any) -> int:
+    """The default-domain opset of a file written before `nst.opset` existed (17 when unknown)."""
+    for opset in getattr(model, "opset_import", ()):
+        if opset.domain in ("", "ai.onnx"):
+            return int(opset.version)
+    return 17
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

@@ -69,3 +69,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def calibration_dir(tmp_path_factory) -> Path:
+    """Three small smooth seeded images: a fast --calibrate folder for int8 exports."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("calibration")
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)  # blurred up: image-like, not noise
+        Image.fromarray(coarse).resize((40, 30), Image.Resampling.BICUBIC).save(folder / f"cal{i}.png")
+    return folder

@@ -107,3 +107,37 @@ def test_every_config_field_has_an_option(runner):
     for field in dataclasses.fields(ExportConfig):
         option = "--" + field.name.replace("_", "-")
         assert option in help_text, f"ExportConfig.{field.name} has no {option} option"
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--opset", "12"], 2, "Error: Invalid value for '--opset': 12 is not in 13.."),
+        (["--static", "1x2"], 2, "Error: Invalid value for '--static': '1x2' is not NxHxW"),
+        (["--precision", "bf16"], 2, "Error: Invalid value for '--precision': 'bf16' is not one of 'fp32', 'fp16'."),
+        (["--quantize", "int8", "--precision", "fp16"], 1, "Error: --quantize int8 quantizes a float32 graph"),
+        (["--calibrate", "."], 1, "Error: --calibrate chooses the images of --quantize int8"),
+        (["--quantize", "int8", "--calibrate", "{tmp}/none"], 1, "Error: calibration folder {tmp}/none not found"),
+        (["--outputs", "grams", "--layers", "relu4_2"], 1, "Error: --outputs grams needs a style layer"),
+    ],
+)
+def test_bad_deployment_options(runner, make_mat, tmp_path, args, code, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = runner.invoke(main, ["export-vgg", str(make_mat()), "-o", str(tmp_path / "m.onnx"), *args])
+    assert result.exit_code == code, result.output
+    assert message.format(tmp=tmp_path) in result.output and "Traceback" not in result.output
+    if code == 1:
+        assert result.output.count("\n") == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_deployment_summary(runner, make_mat, tmp_path):
+    out = tmp_path / "m.onnx"
+    args = ["--layers", "relu1_1,relu2_1", "--precision", "fp16", "--static", "1x16x16", "--outputs", "grams"]
+    result = runner.invoke(main, ["export-vgg", str(make_mat()), "-o", str(out), "--opset", "13", *args])
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(
+        rf"exported vgg19 \(max pooling; 2 grams only: relu1_1,relu2_1\) to {re.escape(str(out))} as a static "
+        r"1x3x16x16 fp16 Grams-only deployment graph \(opset 13, fp32 input and outputs\), [\d.]+ MB in [\d.]+ s\n",
+        result.output,
+    )

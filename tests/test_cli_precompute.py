@@ -142,3 +142,20 @@ def test_every_config_field_is_an_option_in_help():
         assert f.name in defaults
     assert defaults["size"] == PrecomputeConfig.size == 512
     assert defaults["style_scales"] == "1.0" and defaults["batch_size"] == 8 and defaults["provider"] == "auto"
+
+
+def test_auto_provider_fallback_note(vgg19_onnx, tmp_path, monkeypatch):
+    """auto on a machine with a GPU that onnxruntime cannot use says so in one line on stderr
+    and runs on the CPU; on a machine without a GPU it says nothing. stdout keeps the result."""
+    import nst.runtime.ort_extractor as ort_extractor
+
+    style = _write_rgb(tmp_path / "s.png", 16, 16, seed=0)
+    args = ["precompute-style", str(style), "-m", str(vgg19_onnx), "-o", str(tmp_path / "s.targets"), "--size", "16"]
+    for gpu, expected in ((False, []), (True, ["note: onnxruntime runs on the CPU: its CUDA provider is not usable "
+                                                "(cuDNN 9 is missing)"])):  # fmt: skip
+        monkeypatch.setattr(ort_extractor, "cuda_unavailable_reason", lambda: "cuDNN 9 is missing")
+        monkeypatch.setattr(ort_extractor, "_no_gpu_reason", lambda gpu=gpu: None if gpu else "no GPU here")
+        result = CliRunner().invoke(main, [*args, "--overwrite"])
+        assert result.exit_code == 0, result.output
+        assert [line for line in result.stderr.splitlines() if line.startswith("note:")] == expected
+        assert result.stdout.startswith(f"wrote {tmp_path / 's.targets'}")

@@ -170,7 +170,7 @@ def test_model_without_gram_outputs_gives_the_same_grams(extractor, make_onnx, t
         (dict(style_scales=()), "--style-scales needs at least one value"),
         (dict(size=8), "--size must be 0 (the original size) or between 16 and 30000, got 8"),
         (dict(batch_size=0), "--batch-size must be between 1 and 1024, got 0"),
-        (dict(provider="tpu"), "--provider must be one of auto, cpu, cuda, got 'tpu'"),
+        (dict(provider="tpu"), "--provider must be one of auto, cpu, cuda, tensorrt, openvino, got 'tpu'"),
     ],
 )
 def test_bad_settings(options, message):

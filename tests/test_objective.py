@@ -147,3 +147,50 @@ def test_bf16_autocast_stays_close_to_fp32(vgg19_onnx):
     print(f"bf16 vs fp32: loss {totals['bf16'] / totals['fp32'] - 1:+.1e}, gradient cosine {cosine:.5f}")
     assert abs(totals["bf16"] / totals["fp32"] - 1) <= 0.01
     assert cosine >= 0.99
+
+
+# Powers of two: scaling is exact in floating point, so "the same image" can be asked bit for bit.
+LAYER_SCALES = {"conv1_1": 4.0, "conv1_2": 0.5, "conv2_1": 8.0, "conv3_1": 0.25, "conv3_3": 2.0, "conv4_1": 16.0,
+                "conv4_2": 0.125, "conv5_1": 4.0}  # fmt: skip
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_balanced_loss_is_invariant_to_each_layers_activation_scale(make_mat, tmp_path, optimizer):
+    """The same network with every layer's activations scaled by a different factor: under
+    --loss-scale balanced it gives the same image; under reference it does not."""
+    import numpy as np
+    from PIL import Image
+
+    from nst.export.save import export_vgg_file
+    from nst.models.synthetic import write_synthetic_mat
+    from nst.runtime.stylize import stylize
+
+    plain = tmp_path / "plain.onnx"
+    export_vgg_file(make_mat(seed=0), plain)
+    scaled = tmp_path / "scaled.onnx"
+    export_vgg_file(write_synthetic_mat(tmp_path / "scaled.mat", seed=0, scales=LAYER_SCALES), scaled)
+    rng = np.random.default_rng(0)
+    content = Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8))
+    style = Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8))
+    images = {}
+    for scale in ("balanced", "reference"):
+        config = StylizeConfig(size=0, iterations=6, seed=0, optimizer=optimizer, loss_scale=scale)
+        for model in (plain, scaled):
+            images[scale, model] = np.asarray(stylize(content, [style], config=config, model=model))
+    assert np.array_equal(images["balanced", plain], images["balanced", scaled])
+    assert not np.array_equal(images["reference", plain], images["reference", scaled])
+
+
+def test_balanced_terms_are_relative_to_their_targets():
+    model = _FakeModel()
+    content = torch.rand(1, 3, 6, 7) * 255
+    styles = _style_grams(1)
+    terms = reference_terms(model, content, styles, (1.0,), StylizeConfig(loss_scale="balanced"))
+    objective = Objective(model, terms)
+    # The content image itself: its content term is 0; a black image's is exactly the weight.
+    assert objective(content)[1]["content"].item() == 0
+    black = torch.zeros_like(content)
+    values = objective(black)[1]
+    assert values["content"].item() == pytest.approx(1.0, rel=1e-5)  # mean((0 - P)^2) / mean(P^2)
+    assert values["tv"].item() == 0
+    assert objective(content)[1]["tv"].item() == pytest.approx(1.0, rel=1e-5)  # tv(content) / tv(content)

@@ -60,7 +60,9 @@ def test_auto_provider_is_silent_without_a_gpu(vgg19_onnx, capfd):
 
 
 def test_provider_errors(vgg19_onnx):
-    with pytest.raises(ConfigError, match=r"^unknown provider 'tpu'; choose one of auto, cpu, cuda$"):
+    with pytest.raises(
+        ConfigError, match=r"^unknown provider 'tpu'; choose one of auto, cpu, cuda, tensorrt, openvino$"
+    ):
         OrtExtractor(vgg19_onnx, provider="tpu")
     if cuda_unavailable_reason() is not None:
         with pytest.raises(ConfigError, match=r"^provider cuda is not usable: .*; use --provider cpu \(or auto\)$"):

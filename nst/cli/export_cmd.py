@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from nst.cli.options import CommaList, choice
-from nst.export.onnx_graph import ExportConfig
+from nst.cli.options import CommaList, Opset, Shape, choice
+from nst.export.onnx_graph import MIN_OPSET, ExportConfig, ExportPrecision, IOType, Outputs, Quantize
 from nst.models import registry
 from nst.models.layers import Pooling
 
@@ -43,6 +43,50 @@ _DEFAULTS = ExportConfig()
     help="Swap the kernels' spatial axes like anishathalye/neural-style (compatibility; "
     "MatConvNet's own order is the default).",
 )
+@click.option(
+    "--opset",
+    type=Opset(),
+    default=_DEFAULTS.opset,
+    show_default=True,
+    help=f"ONNX opset, {MIN_OPSET} to the installed onnx's newest (onnxruntime reads what it supports).",
+)
+@click.option(
+    "--precision",
+    type=choice(ExportPrecision),
+    default=_DEFAULTS.precision,
+    show_default=True,
+    help="The convolutions' weights and arithmetic (Grams are float32 in every graph).",
+)
+@click.option(
+    "--io",
+    type=choice(IOType),
+    default=_DEFAULTS.io,
+    show_default=True,
+    help="Element type of the input and outputs; the graph casts to --precision inside.",
+)
+@click.option(
+    "--static",
+    type=Shape(3),
+    metavar="NxHxW",
+    help="Fix the batch and image size (TensorRT, CoreML, NPUs).  [default: dynamic]",
+)
+@click.option(
+    "--outputs",
+    type=choice(Outputs),
+    default=_DEFAULTS.outputs,
+    show_default=True,
+    help="all: features and Grams; grams: only the Grams (the graph ends at the deepest style layer).",
+)
+@click.option(
+    "--quantize",
+    type=choice(Quantize),
+    help="Static QDQ quantization of the convolutions with onnxruntime (Grams stay float).",
+)
+@click.option(
+    "--calibrate",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of images to calibrate --quantize with.  [default: the repository's examples/]",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def export_vgg(
     weights: Path,
@@ -51,6 +95,13 @@ def export_vgg(
     pooling: Pooling,
     grams: bool,
     swap_kernel_axes: bool,
+    opset: int,
+    precision: ExportPrecision,
+    io: IOType,
+    static: tuple[int, int, int] | None,
+    outputs: Outputs,
+    quantize: Quantize | None,
+    calibrate: Path | None,
     overwrite: bool,
 ) -> None:
     """Convert MatConvNet VGG-16/19 WEIGHTS (.mat) into an ONNX feature extractor.
@@ -60,7 +111,19 @@ def export_vgg(
     """
     from nst.export.save import export_vgg_file
 
-    config = ExportConfig(layers=layers, pooling=pooling, grams=grams, swap_kernel_axes=swap_kernel_axes)
+    config = ExportConfig(
+        layers=layers,
+        pooling=pooling,
+        grams=grams,
+        swap_kernel_axes=swap_kernel_axes,
+        opset=opset,
+        precision=precision,
+        io=io,
+        static=static,
+        outputs=outputs,
+        quantize=quantize,
+        calibrate=calibrate,
+    )
     if not weights.exists() and registry.is_known(str(weights)):  # a registry name: download to the cache
         from nst.cli.cache_cmd import download_bar, echo_step
         from nst.fileio import check_writable
@@ -72,8 +135,14 @@ def export_vgg(
     start = time.perf_counter()
     info = export_vgg_file(weights, output, config, overwrite=overwrite)
     size_mb = output.stat().st_size / 1e6
-    gram_text = f" + {len(info.grams)} grams" if info.grams else ""
+    if info.feature_outputs:
+        what = f"{len(info.layers)} layers" + (f" + {len(info.grams)} grams" if info.grams else "")
+    else:
+        what = f"{len(info.grams)} grams only"
+    deploy = ""
+    if info.is_deployment or info.opset != _DEFAULTS.opset:
+        deploy = f" as {info.describe()} (opset {info.opset}, {info.io} input and outputs)"
     click.echo(
-        f"exported {info.architecture} ({info.pooling} pooling; {len(info.layers)} layers{gram_text}: "
-        f"{','.join(info.layers)}) to {output}, {size_mb:.1f} MB in {time.perf_counter() - start:.1f} s"
+        f"exported {info.architecture} ({info.pooling} pooling; {what}: {','.join(info.layers)}) to {output}"
+        f"{deploy}, {size_mb:.1f} MB in {time.perf_counter() - start:.1f} s"
     )

@@ -70,3 +70,46 @@ def comma_list(field: str) -> CommaList:
 def choice(alias: Any) -> click.Choice:
     """click.Choice of a Literal alias of nst.runtime.config."""
     return click.Choice(list(choices(alias)))
+
+
+class Shape(click.ParamType):
+    """`count` positive integers joined by x: 1x256x256 (N x H x W) or 256x384 (H x W)."""
+
+    def __init__(self, count: int, maximum: int = 30_000):
+        self.count, self.maximum = count, maximum
+        self.name = "x".join(["N", "H", "W"][-count:]) if count <= 3 else "shape"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().replace("×", "x").split("x")
+        try:
+            numbers = tuple(int(p) for p in parts)
+        except ValueError:
+            numbers = ()
+        if len(numbers) != self.count or not all(1 <= n <= self.maximum for n in numbers):
+            self.fail(
+                f"{value!r} is not {self.name} ({self.count} integers from 1 to {self.maximum}, e.g. "
+                f"{'x'.join(['1', '256', '256'][-self.count :])})",
+                param,
+                ctx,
+            )
+        return numbers
+
+
+class Opset(click.ParamType):
+    """An ONNX opset from nst's oldest to the installed onnx's newest (onnx is imported only
+    when a value is converted, so `--help` stays light)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from nst.export.onnx_graph import MIN_OPSET, max_opset
+
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        if not MIN_OPSET <= number <= max_opset():
+            self.fail(f"{number} is not in {MIN_OPSET}..{max_opset()} (the installed onnx's newest)", param, ctx)
+        return number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -55,7 +56,7 @@ _DEFAULTS = PrecomputeConfig()
     type=choice(Provider),
     default=_DEFAULTS.provider,
     show_default=True,
-    help="onnxruntime execution provider; auto: CUDA when usable, else CPU.",
+    help="onnxruntime execution provider; auto: CUDA when usable, else the CPU (with a note why).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def precompute_style(
@@ -82,7 +83,13 @@ def precompute_style(
     with tqdm(
         total=total, unit="image", desc="style Grams", leave=False, file=click.get_text_stream("stderr"), disable=None
     ) as bar:
-        targets = compute_style_targets(model, styles, config=config, progress=bar.update)
+        targets = compute_style_targets(
+            model,
+            styles,
+            config=config,
+            progress=bar.update,
+            notify=lambda line: bar.write(f"note: {line}", file=sys.stderr),
+        )
     save_targets(targets, output, overwrite=overwrite)
     size_mb = output.stat().st_size / 1e6
     scales = ",".join(f"{s:g}" for s in config.style_scales)

@@ -73,6 +73,10 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
     paths.check(overwrite=overwrite, after=state.iteration if state else 0)  # before any work
     if plot:
         require_matplotlib()
+    if config.provider not in ("auto", "cpu"):  # a named provider that cannot run fails before any work
+        from nst.runtime.ort_extractor import resolve_providers
+
+        resolve_providers(config.provider)
     model_path = _resolve_model(model, weights, config.pooling)
     _run(content, styles, model_path, targets, config, paths, state=state, overwrite=overwrite,
          print_every=print_iterations, quiet=quiet)  # fmt: skip

@@ -19,10 +19,26 @@ from click.core import ParameterSource
 
 from nst.cli.options import choice, comma_list, ranged
 from nst.errors import NSTWarning
-from nst.runtime.config import ADAM_ONLY, LBFGS_ONLY, ColorMode, Optimizer, Pooling, Precision, StylizeConfig
+from nst.runtime.config import (
+    ADAM_ONLY,
+    DEFAULT_WEIGHTS,
+    LBFGS_ONLY,
+    ColorMode,
+    LossScale,
+    Optimizer,
+    Pooling,
+    Precision,
+    Provider,
+    StylizeConfig,
+)
 
 PATH = click.Path(path_type=Path, dir_okay=False)
 _D = StylizeConfig()  # the defaults, in one place
+
+
+def _weights(index: int) -> str:
+    return ", ".join(f"{weights[index]:g} {scale}" for scale, weights in DEFAULT_WEIGHTS.items())
+
 
 _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("--iterations", type=ranged("iterations", int), default=_D.iterations, show_default=True,
@@ -33,17 +49,21 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help="Resize the content to this width instead (keeps the aspect; wins over --size)."),
     click.option("--style-scales", type=comma_list("style_scales"), metavar="S[,S...]",
                  help="Style size: style width = scale x content width; one value, or one per style.  [default: 1]"),
-    click.option("--content-weight", type=ranged("content_weight"), default=_D.content_weight, show_default=True),
+    click.option("--loss-scale", type=choice(LossScale), default=_D.loss_scale, show_default=True,
+                 help="reference: anishathalye/neural-style's losses and tuned weights; balanced: every term "
+                 "relative to its target, so the balance holds with any weights and at any size (README)."),
+    click.option("--content-weight", type=ranged("content_weight"),
+                 help=f"[default: {_weights(0)}]"),
     click.option("--content-weight-blend", type=ranged("content_weight_blend"), default=_D.content_weight_blend,
                  show_default=True, help="Share of the content weight on relu4_2; the rest goes to relu5_2."),
-    click.option("--style-weight", type=ranged("style_weight"), default=_D.style_weight, show_default=True),
+    click.option("--style-weight", type=ranged("style_weight"), help=f"[default: {_weights(1)}]"),
     click.option("--style-layer-weight-exp", type=ranged("style_layer_weight_exp"),
                  default=_D.style_layer_weight_exp, show_default=True,
                  help="Style layer l (relu1_1 = 0 ... relu5_1 = 4) weighs EXP^l; weights sum to 1."),
     click.option("--style-blend-weights", type=comma_list("style_blend_weights"), metavar="W[,W...]",
                  help="One weight per style (comma-separated), normalised to sum to 1.  [default: equal]"),
-    click.option("--tv-weight", type=ranged("tv_weight"), default=_D.tv_weight, show_default=True,
-                 help="Total-variation (smoothness) weight."),
+    click.option("--tv-weight", type=ranged("tv_weight"),
+                 help=f"Total-variation (smoothness) weight.  [default: {_weights(2)}]"),
     click.option("--optimizer", type=choice(Optimizer), default=_D.optimizer, show_default=True,
                  help="L-BFGS reached a lower loss in the same time (README); adam is the reference's."),
     click.option("--lbfgs-history", type=ranged("lbfgs_history", int), default=_D.lbfgs_history,
@@ -68,6 +88,8 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  "[default: a random one, recorded in the PNG]"),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
                  help="auto: CUDA when available, else the CPU."),
+    click.option("--provider", type=choice(Provider), default=_D.provider, show_default=True,
+                 help="onnxruntime execution provider of the style pass; auto: CUDA on a CUDA --device, else the CPU."),
     click.option("--precision", type=choice(Precision), default=_D.precision, show_default=True,
                  help="Precision of the convolutions (Grams and losses stay float32); "
                  "auto: bf16 on CUDA, fp32 on the CPU."),

@@ -53,17 +53,26 @@ def write_synthetic_mat(
     version: Literal["old", "new"] = "new",
     seed: int = 0,
     fc: Literal["none", "small", "full"] = "small",
+    scales: dict[str, float] | None = None,
 ) -> Path:
     """Write a random-weight MatConvNet VGG file with the real structure; return its path.
 
     `fc`: "full" writes the classifier with its real shapes (~500 MB for VGG-19), "small"
     keeps the fc records but with tiny kernels (readers skip them), "none" leaves them out.
+    `scales`: conv name -> s_k; layer k's kernel is multiplied by s_k and its bias by
+    s_1 * ... * s_k, so that every activation after it scales by that product (ReLU and max
+    pooling commute with positive scales): the same network, at other activation scales.
     """
     rng = np.random.default_rng(seed)
     layers: list[np.ndarray] = []
+    product = 1.0
     for layer in layer_table(arch):
         if layer.kind == "conv":
             kernel, bias = random_conv(rng, 3, 3, layer.in_channels, layer.out_channels)
+            if scales:
+                product *= scales.get(layer.name, 1.0)
+                kernel = (kernel * np.float32(scales.get(layer.name, 1.0))).astype(np.float32)
+                bias = (bias * np.float32(product)).astype(np.float32)
             layers.append(_conv_record(layer.name, kernel, bias, pad=1, version=version))
         elif layer.kind == "relu":
             layers.append(_relu_record(layer.name, version))

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 Optimizer = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
-Provider = Literal["auto", "cpu", "cuda"]
+Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
+LossScale = Literal["reference", "balanced"]
 Device = str  # auto | cpu | cuda | cuda:N
 
 SEED_MAX = 2**64 - 1
@@ -85,12 +86,13 @@ class StylizeConfig:
     style_scales: tuple[float, ...] | None = (
         None  # per style (one value: all); style width = scale * content width; None: 1.0
     )
-    content_weight: float = 5.0
+    loss_scale: LossScale = "reference"  # balanced: every term relative to its target (README)
+    content_weight: float | None = None  # None: the loss scale's default (DEFAULT_WEIGHTS)
     content_weight_blend: float = 1.0  # relu4_2 gets this share of the content weight, relu5_2 the rest
-    style_weight: float = 500.0
+    style_weight: float | None = None
     style_layer_weight_exp: float = 1.0  # style layer l (0..4) weighs exp**l, normalised to sum 1
     style_blend_weights: tuple[float, ...] | None = None  # per style, normalised to sum 1; None: equal
-    tv_weight: float = 100.0
+    tv_weight: float | None = None
     learning_rate: float = 10.0  # Adam's step size (L-BFGS steps with 1, as torch and neural-style-pt do)
     beta1: float = 0.9
     beta2: float = 0.999
@@ -109,6 +111,7 @@ class StylizeConfig:
     precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on CPU
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
+    provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
 
     def __post_init__(self) -> None:
         check(self)
@@ -122,12 +125,27 @@ class StylizeConfig:
     def replace(self, **changes: Any) -> StylizeConfig:
         return dataclasses.replace(self, **changes)
 
+    def resolved(self) -> StylizeConfig:
+        """This config with the weights it leaves to its loss scale filled in."""
+        defaults = DEFAULT_WEIGHTS[self.loss_scale]
+        names = ("content_weight", "style_weight", "tv_weight")
+        return self.replace(**{n: d for n, d in zip(names, defaults) if getattr(self, n) is None})
+
     @classmethod
     def from_options(cls, values: dict[str, Any]) -> StylizeConfig:
         """The config of JSON values (`applied_options`' output, a run state's): lists become tuples."""
         names = {field.name for field in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
         return cls(**kwargs)
+
+
+# (content, style, TV) weights by loss scale. reference: anishathalye/neural-style's tuned
+# values; balanced: every term is relative to its target, so the weights are the terms' shares
+# (see the README for how they were chosen).
+DEFAULT_WEIGHTS: dict[str, tuple[float, float, float]] = {
+    "reference": (5.0, 500.0, 100.0),
+    "balanced": (1.0, 10.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -182,6 +200,7 @@ OUTPUT_ONLY = ("checkpoint_iterations",)
 def applied_options(config: StylizeConfig) -> dict[str, Any]:
     """The options that shaped the result, as JSON values: the other optimiser's settings
     and output-only options are left out (what a PNG records and a resumed run must match)."""
+    config = config.resolved()
     unused = OUTPUT_ONLY + (LBFGS_ONLY if config.optimizer == "adam" else ADAM_ONLY)
     values = {}
     for field in dataclasses.fields(config):
@@ -209,8 +228,10 @@ def choices(field_type: Any) -> tuple[str, ...]:
     return ()
 
 
-def check(config: Any) -> None:
-    """Raise ConfigError for the first field of a config dataclass outside its rule or choices."""
+def check(config: Any, rules: dict[str, Rule] | None = None) -> None:
+    """Raise ConfigError for the first field of a config dataclass outside its rule or choices
+    (`rules`: RULES with a config's own exceptions)."""
+    rules = RULES if rules is None else rules
     hints = typing.get_type_hints(type(config))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -219,7 +240,7 @@ def check(config: Any) -> None:
         allowed = choices(hints[field.name])
         if allowed and value not in allowed:
             raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(allowed)}, got {value!r}")
-        rule = RULES.get(field.name)
+        rule = rules.get(field.name)
         if rule is None:
             continue
         for item in value if isinstance(value, tuple) else (value,):

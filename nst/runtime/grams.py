@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from nst.contract import ModelInfo, gram, gram_output
+from nst.contract import ModelInfo, gram, gram_output, read_model_info
 from nst.errors import ConfigError, ImageError, ModelError
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import PrecomputeConfig
@@ -141,6 +141,15 @@ def _load_style(path: Path, scales: Sequence[float], size: int | None, width: in
     return source, [resized_array(img, style_shape(hw, scale, size, width)) for scale in scales]
 
 
+def _check_float(info: ModelInfo) -> None:
+    """An int8 graph's Grams are a few per cent off the network's; stylize would chase them."""
+    if info.quantize:
+        raise ModelError(
+            f"{info.path} is {info.describe()}; style targets need float Grams: export without --quantize "
+            "(fp16, static and Grams-only exports work): nst export-vgg WEIGHTS -o M.onnx"
+        )
+
+
 def compute_style_targets(
     model: str | Path | None,
     styles: Sequence[str | Path],
@@ -150,6 +159,7 @@ def compute_style_targets(
     progress: Callable[[int], None] | None = None,
     threads: int | None = None,
     extractor: Extractor | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> StyleTargets:
     """Grams of every style image at every scale, computed with onnxruntime in batches.
 
@@ -158,7 +168,8 @@ def compute_style_targets(
     the extractor runs; equal shapes share a call of up to `config.batch_size` images.
     `progress(n)` is called after each call with the number of (image, scale) items it
     finished. `extractor` reuses an open `OrtExtractor` (then `model`, `config.provider`
-    and `threads` are not used).
+    and `threads` are not used). `notify(line)` gets the provider fallback notice, if any.
+    A static graph computes only styles that resize to its size; an int8 graph is refused.
     """
     from nst.runtime.ort_extractor import OrtExtractor
 
@@ -175,8 +186,10 @@ def compute_style_targets(
     if extractor is None:
         if model is None:
             raise ConfigError("compute_style_targets needs a model path or an open extractor")
-        extractor = OrtExtractor(model, provider=config.provider, threads=threads)
+        _check_float(read_model_info(model))  # before a session opens
+        extractor = OrtExtractor(model, provider=config.provider, threads=threads, notify=notify)
     info = extractor.info
+    _check_float(info)
     layers = model_style_layers(info)
     if not layers:
         raise ModelError(f"{info.path} outputs no style layer ({', '.join(STYLE_LAYERS)}); export it with those layers")

@@ -1,7 +1,10 @@
 """The PyTorch mirror of an exported extractor, built from the ONNX file's own initializers.
 
 The mirror computes exactly what the ONNX graph computes (parity is tested), but in torch,
-so that the losses can be differentiated with respect to the image.
+so that the losses can be differentiated with respect to the image. It runs in float32 at any
+size: an fp16 export's weights are widened, a static export's shape does not bind it, and a
+Grams-only export still holds every layer up to its deepest style layer. An int8 export's
+weights are not the network's, so it is refused.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,13 +70,18 @@ class VGGMirror(nn.Module):
 
         model = load_onnx(path)
         info = model_info(model, path)
+        if info.quantize:
+            raise ModelError(
+                f"{path} is {info.describe()}; stylize needs a float export (fp16, static and Grams-only "
+                f"ones work): nst export-vgg WEIGHTS -o {Path(path).stem}-float.onnx"
+            )
         # One copy out of the protobuf per tensor, then the protobuf goes: peak memory is
-        # the weights twice, not four times.
+        # the weights twice, not four times. fp16 weights are widened to float32.
         tensors = {}
         for t in model.graph.initializer:
             if t.name.startswith("gram."):  # the graph's own constants, not weights
                 continue
-            tensors[t.name] = torch.from_numpy(numpy_helper.to_array(t).copy())
+            tensors[t.name] = torch.from_numpy(numpy_helper.to_array(t).astype(np.float32, copy=True))
         del model
         return cls(info, tensors, pooling).eval()
 
@@ -157,8 +166,13 @@ class VGGMirror(nn.Module):
         check_layers(self.info.architecture, names)
         missing = [n for n in names if n not in {layer.name for layer in self.table}]
         if missing:
+            hint = (
+                " (without --outputs grams, whose graph ends at its deepest Gram)"
+                if self.info.outputs == "grams"
+                else ""
+            )
             raise LayerError(
                 f"layer {missing[0]} is deeper than {self.info.path}'s graph (ends at {self.table[-1].name}); "
-                "export a model with that layer"
+                f"export a model with that layer{hint}"
             )
         return names

@@ -70,12 +70,14 @@ class ContentTerm:
 
 @dataclass(frozen=True)
 class StyleTerm:
-    """style_weight * sum_i blend_i * sum_l w_l * mean((G_l - A_il)^2), over the styles i."""
+    """style_weight * sum_i blend_i * sum_l w_l * n_il * mean((G_l - A_il)^2), over the styles i.
+    n_il is 1 (the reference's scale) or 1 / mean(A_il^2) (`norms`, the balanced scale)."""
 
     targets: Sequence[StyleGrams]  # per style image
     blend: Sequence[float]  # per style, summing to 1
     layer_weights: Mapping[str, float]  # layer -> w_l, summing to 1
     weight: float
+    norms: Sequence[Mapping[str, float]] | None = None  # per style, layer -> n_il
     name: str = "style"
 
     @property
@@ -86,7 +88,11 @@ class StyleTerm:
         loss = image.new_zeros(())
         for layer in self.layers:
             g = gram(features[layer])  # (1, C, C), float32 whatever the convolutions ran in
-            per_style = sum(b * style_loss(g, grams[layer]) for b, grams in zip(self.blend, self.targets) if b > 0)
+            per_style = sum(
+                b * style_loss(g, grams[layer]) * (self.norms[i][layer] if self.norms else 1.0)
+                for i, (b, grams) in enumerate(zip(self.blend, self.targets))
+                if b > 0
+            )
             loss = loss + self.layer_weights[layer] * per_style
         return self.weight * loss
 
@@ -145,19 +151,29 @@ class Objective:
 
 def content_weights(config: StylizeConfig) -> dict[str, float]:
     """relu4_2 gets content_weight * blend, relu5_2 the rest; zero weights are left out."""
+    weight = config.resolved().content_weight or 0.0
     shares = (config.content_weight_blend, 1 - config.content_weight_blend)
-    return {
-        layer: config.content_weight * share
-        for layer, share in zip(CONTENT_LAYERS, shares)
-        if config.content_weight * share > 0
-    }
+    return {layer: weight * share for layer, share in zip(CONTENT_LAYERS, shares) if weight * share > 0}
 
 
-def content_term(model: VGGMirror, content: torch.Tensor, config: StylizeConfig) -> ContentTerm:
-    """The content term of `content` (1, 3, H, W): its features, computed once in float32."""
+def content_term(
+    model: VGGMirror,
+    content: torch.Tensor,
+    config: StylizeConfig,
+    *,
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    channels_last: bool = False,
+) -> ContentTerm:
+    """The content term of `content` (1, 3, H, W): its features, computed once, in the
+    precision and layout the loop's features will have (kept as float32).
+    Under the balanced scale each layer's weight is divided by mean(P^2) of its target."""
     weights = content_weights(config)
-    with torch.no_grad():
-        targets = model(content, layers=tuple(weights)) if weights else {}
+    x = content.contiguous(memory_format=torch.channels_last) if channels_last else content
+    with torch.no_grad(), precision():
+        found = model(x, layers=tuple(weights)) if weights else {}
+    targets = {layer: value.float() for layer, value in found.items()}
+    if config.loss_scale == "balanced":
+        weights = {layer: w / _mean_square(targets[layer]) for layer, w in weights.items()}
     return ContentTerm(targets=targets, weights=weights)
 
 
@@ -167,16 +183,36 @@ def reference_terms(
     style_grams: Sequence[StyleGrams],
     blend: Sequence[float],
     config: StylizeConfig,
+    *,
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    channels_last: bool = False,
 ) -> list[Term]:
-    """The reference objective's three terms (anishathalye/neural-style's normalizations, so
-    that its tuned defaults carry over)."""
+    """The objective's three terms, on the config's loss scale (`precision` and
+    `channels_last`: the loop's, in which the content's features are computed).
+
+    reference: anishathalye/neural-style's normalizations, so that its tuned weights carry over.
+    balanced: each term relative to its own target, per layer (content / mean(P^2), style /
+    mean(A^2), TV / the content image's TV), so that neither the activations' scale (other
+    weights, VGG-16 against VGG-19) nor the image size moves the balance between them.
+    """
+    config = config.resolved()
+    balanced = config.loss_scale == "balanced"
+    norms = [{layer: 1.0 / _mean_square(g[layer]) for layer in g} for g in style_grams] if balanced else None
+    tv_weight = config.tv_weight or 0.0
+    if balanced:
+        tv_weight /= max(float(tv_loss(content)), 1.0)  # a flat content would divide by ~0
     return [
-        content_term(model, content, config),
+        content_term(model, content, config, precision=precision, channels_last=channels_last),
         StyleTerm(
             targets=style_grams,
             blend=blend,
-            weight=config.style_weight,
+            weight=config.style_weight or 0.0,
             layer_weights=style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp),
+            norms=norms,
         ),
-        TVTerm(weight=config.tv_weight),
+        TVTerm(weight=tv_weight),
     ]
+
+
+def _mean_square(target: torch.Tensor) -> float:
+    return max(float(target.float().pow(2).mean()), 1e-30)

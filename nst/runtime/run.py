@@ -124,18 +124,20 @@ class Run:
             image = F.interpolate(self._kept(), size=stage.size, mode="bicubic", align_corners=False)
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = (image.detach().clone() if resumed else image.detach()).requires_grad_(True)
-        terms = reference_terms(self.model, content, style_grams, self.plan.blend, self.config)
+        precision, layout = autocast(self.device, self.config.precision), channels_last(self.device)
+        terms = reference_terms(self.model, content, style_grams, self.plan.blend, self.config,
+                                precision=precision, channels_last=layout)  # fmt: skip
         objective = Objective(
             self.model,
             [*terms, *self.plan.extra_terms],
-            precision=autocast(self.device, self.config.precision),
-            channels_last=channels_last(self.device),
+            precision=precision,
+            channels_last=layout,
             checkpoint=self.config.low_memory,
         )
         fn: ObjectiveFn = objective
         if self.config.compile:
             # Fixed shapes within a stage; on CUDA "max-autotune" also captures CUDA graphs.
-            fn = torch.compile(objective, mode="max-autotune" if channels_last(self.device) else None, dynamic=False)
+            fn = torch.compile(objective, mode="max-autotune" if self.device.type == "cuda" else None, dynamic=False)
         ratio = (stage.size[0] * stage.size[1]) / (previous_size[0] * previous_size[1])
         self.optimizer = make_optimizer(image, self.config, previous=self.optimizer, pixel_ratio=ratio)
         self.previous, self.best = self.best, Best()

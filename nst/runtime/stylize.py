@@ -185,8 +185,8 @@ class Stylizer:
 
     def _compute_grams(self, images: list[Image], shapes: list[tuple[int, int]]) -> list[StyleGrams]:
         """Through onnxruntime (images of one size batched), unless the session pools unlike
-        the file: then only the mirror has the network."""
-        if not self.model.pools_like_file:
+        the file or the file is static (one size): then the mirror computes them."""
+        if not self.model.pools_like_file or self.model.info.static:
             return [self._mirror_grams(img, shape) for img, shape in zip(images, shapes)]
         from nst.runtime.grams import style_grams
 
@@ -199,10 +199,12 @@ class Stylizer:
         if self._extractor is None:
             from nst.runtime.ort_extractor import OrtExtractor
 
-            # On CUDA, onnxruntime's CUDA provider when it can start, else its CPU one (the
+            # auto: on CUDA, onnxruntime's CUDA provider when it can start, else its CPU one (the
             # Grams are computed once; a missing CUDA provider must not stop a CUDA run).
             # Without the CPU arena: the PyTorch loop must not pay for both (250 MiB at 512 px).
-            provider = "auto" if self.device.type == "cuda" else "cpu"
+            provider = self.config.provider
+            if provider == "auto" and self.device.type != "cuda":
+                provider = "cpu"
             self._extractor = OrtExtractor(
                 self.model.info.path, provider=provider, arena=False, info=self.model.info, threads=self.threads
             )

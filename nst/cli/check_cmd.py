@@ -1,0 +1,63 @@
+"""`nst check-model`: run an exported extractor in each runtime against a float32 PyTorch mirror."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from nst.cli.options import Shape, choice
+from nst.runtime.check import CheckConfig, CheckProvider, Runtime
+
+_DEFAULTS = CheckConfig()
+_PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.command("check-model")
+@click.argument("model", type=_PATH)
+@click.option(
+    "--runtime",
+    type=choice(Runtime),
+    default=_DEFAULTS.runtime,
+    show_default=True,
+    help="Where to run the model; a runtime that is not installed is listed as skipped.",
+)
+@click.option(
+    "--provider",
+    type=choice(CheckProvider),
+    default=_DEFAULTS.provider,
+    show_default=True,
+    help="onnxruntime's execution provider.",
+)
+@click.option("--image", type=_PATH, help="Input image, cropped to --size.  [default: examples/chelsea.jpg]")
+@click.option(
+    "--size",
+    type=Shape(2),
+    metavar="HxW",
+    help="Input size.  [default: a static model's own, else 128x128]",
+)
+@click.option(
+    "--weights",
+    type=_PATH,
+    metavar="SOURCE.mat",
+    help="Build the reference from the .mat the model was exported from (its SHA-256 must match), "
+    "so that a graph that does not hold its weights fails.  [default: the model's own weights]",
+)
+def check_model_cmd(
+    model: Path,
+    runtime: Runtime,
+    provider: CheckProvider,
+    image: Path | None,
+    size: tuple[int, int] | None,
+    weights: Path | None,
+) -> None:
+    """Run MODEL in onnxruntime, onnx's reference evaluator and OpenVINO, and compare every
+    output with a float32 PyTorch mirror; exit 1 if any is outside its tolerance."""
+    from nst.runtime.check import check_model
+
+    config = CheckConfig(runtime=runtime, provider=provider, image=image, size=size, weights=weights)
+    report = check_model(model, config=config)
+    click.echo(report.table())
+    if not report.ok:
+        sys.exit(1)
