@@ -104,6 +104,7 @@ def test_every_stylize_option_is_accepted():
         (["-s", "STYLE", "--sweep", "style-weight=5,x"], 2, "'x' is not a number"),
         (["-s", "STYLE", "--sweep", "stile-weight=5"], 1, "--sweep: no option --stile-weight; sweep one of"),
         (["-s", "STYLE", "--sweep", "device=cpu"], 1, "--sweep cannot vary --device"),
+        (["-s", "STYLE", "--sweep", "provider=cpu,auto"], 1, "--sweep cannot vary --provider"),
         (["-s", "STYLE", "--sweep", "style-weight"], 2, "is not OPTION=V,V..."),
         (["-s", "STYLE", "--sweep", "optimizer=adam,sgd"], 2, "'sgd' is not one of 'adam', 'lbfgs'"),
         (["-s", "STYLE", "--ray", "photos"], 2, "--ray takes an address such as ray://HOST:10001"),
@@ -145,6 +146,38 @@ def test_ray_without_the_extra_is_one_line(vgg19_onnx, inputs, monkeypatch):
     assert result.exit_code == 1 and result.output.strip() == (
         "Error: --ray needs Ray: pip install 'nst[ray]' (or pip install ray)"
     )
+
+
+def test_ray_without_a_cluster_is_one_line(vgg19_onnx, inputs, monkeypatch):
+    """Ray's own failure to start or join (here as `ray.init(address="auto")` raises it when no
+    instance runs) is one line, not Ray's traceback."""
+    import types
+
+    import nst.runtime.batch.cluster as cluster
+
+    def no_cluster(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by ...")
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=no_cluster, shutdown=lambda: None)
+    monkeypatch.setattr(cluster, "import_ray", lambda: fake)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    result = _invoke(vgg19_onnx, [inputs / "photos", "-s", inputs / "style.png", "-o", inputs / "out", "--ray=auto"])
+    assert result.exit_code == 1 and result.output.strip() == (
+        "Error: --ray: could not join the Ray cluster at auto (ConnectionError: Could not find any running Ray "
+        "instance. Please specify the one to connect to by ...)"
+    )
+
+
+def test_a_provider_that_cannot_run_fails_once_before_any_work(vgg19_onnx, inputs, monkeypatch):
+    import nst.runtime.ort_extractor as ort_extractor
+
+    monkeypatch.setattr(ort_extractor, "provider_unavailable_reason", lambda provider: "not on this machine")
+    out = inputs / "out"
+    result = _invoke(vgg19_onnx, [inputs / "photos", "-s", inputs / "style.png", "-o", out, "--provider", "tensorrt"])
+    assert result.exit_code == 1 and result.output.strip() == (
+        "Error: provider tensorrt is not usable: not on this machine; use --provider cpu (or auto)"
+    )
+    assert not out.exists()
 
 
 @pytest.mark.slow

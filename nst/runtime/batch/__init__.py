@@ -100,6 +100,10 @@ def stylize_batch(
     style_paths = tuple(Path(s) for s in styles)
     target_path = Path(targets) if targets is not None else None
     _check_styles(style_paths, target_path)
+    if ray in (None, False) and config.provider not in ("auto", "cpu"):
+        from nst.runtime.ort_extractor import resolve_providers
+
+        resolve_providers(config.provider)  # one that cannot run here fails once, before any work
     sets = parameter_sets(sweep, config)
     jobs = make_jobs(expand_contents(contents, exclude=outdir), sets, config, name=name,
                      style=style_label(style_paths, target_path))  # fmt: skip

@@ -9,6 +9,7 @@ as failed; Ctrl-C cancels the tasks not finished and keeps what is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -80,7 +81,14 @@ def run_ray(jobs: Sequence[Job], inputs: Inputs, *, address: str | None, cpus_pe
         # it joins a cluster (an address, or $RAY_ADDRESS).
         fresh = local and not os.environ.get("RAY_ADDRESS")
         options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR"} if fresh else {}
-        ray.init(address=None if local else address, **options)
+        try:
+            ray.init(address=None if local else address, **options)
+        except Exception as exc:  # no cluster there, a version mismatch, a node that did not start
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever it started
+            target = "$RAY_ADDRESS" if local else address
+            where = "start a local Ray instance" if fresh else f"join the Ray cluster at {target}"
+            raise ConfigError(f"--ray: could not {where} ({_first_line(exc)})") from None
         started = True
     try:
         _run(ray, jobs, inputs, cpus_per_task=cpus_per_task, retries=retries, device=device,
@@ -151,9 +159,13 @@ def _drain(events: Any, on_event: OnEvent) -> None:
 def _one_line(exc: BaseException, retries: int) -> str:
     cause = getattr(exc, "cause", None)
     if cause is not None:
-        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"the Ray task failed after {retries} retries ({type(exc).__name__}: {first})"
+        return _first_line(cause)
+    return f"the Ray task failed after {retries} retries ({_first_line(exc)})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 # --- on the Ray worker ----------------------------------------------------------------------

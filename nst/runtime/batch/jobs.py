@@ -20,9 +20,11 @@ from nst.runtime.config import RULES, StylizeConfig, applied_options, choices, o
 # What a folder or a glob contributes: files Pillow reads as images, by extension.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
-# Options a sweep cannot vary: one network and pooling per batch, one device, and options
-# that name files or hold a list (their values contain commas).
-NOT_SWEPT = ("pooling", "device", "initial", "checkpoint_iterations", "style_scales", "style_blend_weights")
+# Options a sweep cannot vary: one network and pooling per batch, one device and one
+# onnxruntime provider (a worker's session is made once), and options that name files or
+# hold a list (their values contain commas).
+NOT_SWEPT = ("pooling", "device", "provider", "initial", "checkpoint_iterations", "style_scales",
+             "style_blend_weights")  # fmt: skip
 
 DEFAULT_NAME = "{content}-{style}.png"
 
