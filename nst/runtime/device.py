@@ -40,7 +40,7 @@ def precision_name(device: torch.device, precision: str) -> str:
 
 
 # Whether "auto" may choose bf16 on a CPU that has bf16 units (the quality measurement's verdict).
-CPU_AUTO_BF16 = False
+CPU_AUTO_BF16 = True
 
 
 @functools.lru_cache(maxsize=1)
