@@ -140,11 +140,11 @@ class StylizeConfig:
 
 
 # (content, style, TV) weights by loss scale. reference: anishathalye/neural-style's tuned
-# values; balanced: every term is relative to its target, so the weights are the terms' shares
-# (see the README for how they were chosen).
+# values; balanced: every term is relative to its target, so the weights are the terms' shares,
+# set to give the reference's proportions at 512 px (benchmarks/loss_scale.py; README).
 DEFAULT_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "reference": (5.0, 500.0, 100.0),
-    "balanced": (1.0, 10.0, 1.0),
+    "balanced": (1.0, 0.5, 1.0),
 }
 
 
