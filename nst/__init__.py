@@ -1,13 +1,16 @@
 """nst: neural style transfer (Gatys et al.) with an ONNX VGG extractor and a PyTorch loop.
 
-`nst.stylize(content, styles, config=...)`, the `nst.Stylizer` session and the configs load
-on first use, so that `import nst` stays light.
+`nst.stylize(content, styles, config=...)`, the `nst.Stylizer` session, `nst.stylize_batch`
+(many images, sweeps, worker processes, Ray) and the configs load on first use, so that
+`import nst` stays light.
 """
 
 from __future__ import annotations
 
 _LAZY = {
     "stylize": "nst.runtime.stylize",
+    "stylize_batch": "nst.runtime.batch",
+    "BatchResult": "nst.runtime.batch",
     "Stylizer": "nst.runtime.stylize",
     "StylizeInterrupted": "nst.runtime.run",
     "StylizeConfig": "nst.runtime.config",

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "cache": "nst.cli.cache_cmd:cache",
     "precompute-style": "nst.cli.precompute_cmd:precompute_style",
     "stylize": "nst.cli.stylize_cmd:stylize_cmd",
+    "stylize-batch": "nst.cli.batch_cmd:stylize_batch_cmd",
     "check-model": "nst.cli.check_cmd:check_model_cmd",
 }
 

@@ -1,9 +1,8 @@
 """What a stylize run writes besides its image: checkpoint names, run states, the loss log and
-plot, the PNG's provenance, and the fallback when the final write fails."""
+plot, and the fallback when the final write fails."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from nst.errors import ConfigError, OutputError
 from nst.fileio import atomic_path, check_writable, fallback_path
-from nst.runtime.config import StylizeConfig, applied_options
+from nst.runtime.config import StylizeConfig
 from nst.runtime.state import state_path
-from nst.version import nst_version
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -73,24 +71,6 @@ def checkpoint_path(template: str, iteration: int) -> Path:
             f"--checkpoint-output {template!r} must contain the iteration as %s or {{}} (e.g. out_%s.png)"
         )
     return Path(name)
-
-
-def provenance(config: StylizeConfig, *, content: Any, styles: Sequence[Any], model: Path, weights_sha256: str,
-               targets: Path | None, device: str, precision: str) -> dict[str, str]:  # fmt: skip
-    """The PNG text chunks: the options that applied (seed included), what the image was made
-    from, and where: enough to reproduce it."""
-    values = applied_options(config)
-    values.update(
-        content=Path(str(content)).name,
-        styles=[Path(str(s)).name for s in styles],
-        model=model.name,
-        model_weights_sha256=weights_sha256,
-        targets=targets.name if targets else None,
-        device=device,
-        precision_used=precision,
-        nst_version=nst_version(),
-    )
-    return {"nst:parameters": json.dumps(values, sort_keys=True), "Software": f"nst {nst_version()}"}
 
 
 def save_final(image: Image, path: Path, *, overwrite: bool, text: dict[str, str]) -> None:

@@ -36,3 +36,57 @@ class StepDisplay:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class BatchDisplay:
+    """Feeds on a batch's events: one bar over the iterations of every output to make (its
+    ETA counts workers running at once), the outputs done in its label, a line per failure,
+    and with `print_every`, a loss line per output every N iterations."""
+
+    def __init__(self, iterations: int, *, quiet: bool, print_every: int | None = None):
+        self.iterations, self.quiet, self.print_every = iterations, quiet, print_every
+        self.bar: Any = None
+        self.to_run = self.done = 0
+        self.reached: dict[int, int] = {}  # job index -> iterations counted on the bar
+        self.finished: set[int] = set()
+
+    def __call__(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if event.kind == "planned":
+            self.to_run = event.to_run
+            if self.to_run:
+                self.bar = tqdm(total=self.to_run * self.iterations, unit="it", file=sys.stderr, disable=self.quiet,
+                                dynamic_ncols=True, desc=self._label(),
+                                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")  # fmt: skip
+            return
+        if self.bar is None or event.index in self.finished:
+            return
+        if event.kind == "step":
+            self._advance(event.index, event.iteration)
+            self.bar.set_postfix_str(f"{event.output} loss {event.loss:.4g}", refresh=False)
+            if self.print_every and event.iteration % self.print_every == 0:
+                terms = "  ".join(f"{name} {value:.6g}" for name, value in event.terms.items())
+                tqdm.write(f"{event.output}: iteration {event.iteration:5d}/{event.iterations}: total "
+                           f"{event.loss:.6g}  {terms}  ({event.elapsed:.1f} s)", file=sys.stderr)  # fmt: skip
+        elif event.kind == "done":
+            self._advance(event.index, self.iterations)
+            self.finished.add(event.index)
+            self.done += 1
+            self.bar.set_description_str(self._label(), refresh=True)
+            result = event.result
+            if result.status == "failed":
+                tqdm.write(f"failed: {result.output.name}: {result.error}", file=sys.stderr)
+
+    def _advance(self, index: int, iteration: int) -> None:
+        delta = iteration - self.reached.get(index, 0)
+        if delta > 0:
+            self.reached[index] = iteration
+            self.bar.update(delta)
+
+    def _label(self) -> str:
+        return f"{self.done}/{self.to_run} images"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

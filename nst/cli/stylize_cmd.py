@@ -108,10 +108,11 @@ def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
 def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Path | None, config: StylizeConfig,
          paths: OutputPaths, *, state: RunState | None, overwrite: bool, print_every: int | None,
          quiet: bool) -> None:  # fmt: skip
-    from nst.cli.outputs import provenance, save_final, write_log
+    from nst.cli.outputs import save_final, write_log
     from nst.cli.progress import StepDisplay
     from nst.runtime.device import precision_name
     from nst.runtime.images import save_image
+    from nst.runtime.provenance import provenance
     from nst.runtime.state import save_state, state_path
     from nst.runtime.stylize import StylizeDiverged, StylizeInterrupted, Stylizer
 

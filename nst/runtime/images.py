@@ -166,6 +166,24 @@ def save_image(img: Image, path: str | Path, *, overwrite: bool = False, text: M
 
     `text` becomes PNG text chunks (e.g. the parameters used); other formats ignore it.
     """
+    fmt, options = _save_options(path, text)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        img.save(tmp, format=fmt, **options)
+    return Path(path)
+
+
+def encode_image(img: Image, name: str | Path, *, text: Mapping[str, str] | None = None) -> bytes:
+    """The bytes `save_image` would write to a file called `name` (a worker that has no
+    access to the output folder sends these to the process that writes)."""
+    import io
+
+    fmt, options = _save_options(name, text)
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _save_options(path: str | Path, text: Mapping[str, str] | None) -> tuple[str, dict]:
     from PIL.PngImagePlugin import PngInfo
 
     fmt, options = output_format(path)
@@ -175,6 +193,4 @@ def save_image(img: Image, path: str | Path, *, overwrite: bool = False, text: M
         for key, value in text.items():
             info.add_text(key, str(value))
         options["pnginfo"] = info
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        img.save(tmp, format=fmt, **options)
-    return Path(path)
+    return fmt, options

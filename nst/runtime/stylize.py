@@ -45,7 +45,9 @@ class Stylizer:
     `model` is an ONNX extractor path, a loaded `VGGMirror`, or None for the cached default
     model (downloaded and exported on first use). `device` overrides `config.device`.
     `keep_extractor=False` closes the onnxruntime session after each style pass, which
-    saves its memory when only one image is stylized.
+    saves its memory when only one image is stylized. `threads` caps onnxruntime's threads
+    for the style pass (None: one per physical core); torch's are the caller's to set
+    (`torch.set_num_threads`), as a process-wide choice.
     """
 
     def __init__(
@@ -55,13 +57,14 @@ class Stylizer:
         device: str | torch.device | None = None,
         config: StylizeConfig = StylizeConfig(),
         keep_extractor: bool = True,
+        threads: int | None = None,
     ):
         self.config = config
         self.device = resolve_device(device if device is not None else config.device)
         self.model = load_mirror(model, config.pooling).to(self.device)
         if channels_last(self.device):
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.keep_extractor = keep_extractor
+        self.keep_extractor, self.threads = keep_extractor, threads
         self._extractor: OrtExtractor | None = None
         self._grams: dict[tuple[str, tuple[int, int]], StyleGrams] = {}
 
@@ -202,7 +205,9 @@ class Stylizer:
             provider = self.config.provider
             if provider == "auto" and self.device.type != "cuda":
                 provider = "cpu"
-            self._extractor = OrtExtractor(self.model.info.path, provider=provider, arena=False, info=self.model.info)
+            self._extractor = OrtExtractor(
+                self.model.info.path, provider=provider, arena=False, info=self.model.info, threads=self.threads
+            )
         return self._extractor
 
     def _mirror_grams(self, image: Image, shape: tuple[int, int]) -> StyleGrams:

@@ -1,0 +1,274 @@
+"""Many images at once: `stylize_batch` stylizes content images (with a sweep of parameter
+sets) in this process, in worker processes, or on a Ray cluster, and writes each output
+atomically as it finishes, with a line in the folder's manifest.
+
+The model loads once per process and the style Grams are computed once per size (a
+`Stylizer` per process). Outputs that exist are skipped, so running a batch again finishes
+it. An image that cannot be read, or a run that fails, fails its output, not the batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
+from nst.runtime.batch.jobs import (
+    DEFAULT_NAME,
+    BatchEvent,
+    Job,
+    expand_contents,
+    make_jobs,
+    parameter_sets,
+    style_label,
+)
+from nst.runtime.batch.manifest import MANIFEST, Manifest
+from nst.runtime.batch.worker import Inputs, Outcome
+from nst.runtime.config import StylizeConfig, applied_options
+
+Status = Literal["ok", "skipped", "failed"]
+
+__all__ = ["MANIFEST", "BatchEvent", "BatchInterrupted", "BatchResult", "Job", "stylize_batch"]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One output of a batch: written (ok), found from an earlier run (skipped), or failed."""
+
+    output: Path
+    content: Path
+    status: Status
+    row: int  # the content's position
+    column: int  # the parameter set's position
+    parameters: dict[str, Any]  # the swept values, by option field name
+    seed: int | None
+    loss: float | None = None  # the output's weighted loss (for skipped outputs: the manifest's)
+    seconds: float | None = None  # the run's wall time in its worker
+    error: str | None = None
+    worker: str | None = None  # host:pid that made it
+    history: tuple[dict[str, Any], ...] = ()  # every step's losses, when asked for
+    warnings: tuple[str, ...] = field(default=())
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch: the outputs done so far are written; `results` lists them."""
+
+    def __init__(self, results: list[BatchResult]):
+        super().__init__("batch interrupted")
+        self.results = results
+
+
+def stylize_batch(
+    contents: Sequence[str | Path],
+    *,
+    outdir: str | Path,
+    styles: Sequence[str | Path] = (),
+    targets: str | Path | None = None,
+    config: StylizeConfig = StylizeConfig(),
+    model: str | Path | None = None,
+    sweep: Mapping[str, Sequence[Any]] | None = None,
+    name: str = DEFAULT_NAME,
+    overwrite: bool = False,
+    workers: int | None = None,
+    ray: bool | str | None = None,
+    cpus_per_task: int = 1,
+    retries: int = 2,
+    history: bool = False,
+    callback: Callable[[BatchEvent], None] | None = None,
+) -> list[BatchResult]:
+    """Stylize every content image (files, folders, globs) with `styles` or `targets`, once
+    per parameter set of `sweep` ({"style_weight": [50, 500]}: the Cartesian product), into
+    `outdir` under `name` (see `jobs.make_jobs` for its fields). Returns one result per
+    output, in order (contents, then parameter sets).
+
+    `workers`: processes on this machine (default: 1 on the CPU, one per GPU on CUDA), each
+    with its share of the cores as its thread count. `ray`: run on Ray instead (True or
+    "local": a local instance, unless Ray is initialised already; or an address such as
+    "ray://host:10001" or "auto"), `cpus_per_task` CPUs per task off GPU nodes, each task
+    retried `retries` times if its worker dies. `history` keeps every step's losses in the
+    results. `callback` gets a `BatchEvent` per output planned, step and output done. Ctrl-C
+    raises `BatchInterrupted` with the results so far.
+    """
+    outdir = Path(outdir)
+    if workers is not None and ray not in (None, False):
+        raise ConfigError("give --workers or --ray, not both (Ray decides how many tasks run at once)")
+    style_paths = tuple(Path(s) for s in styles)
+    target_path = Path(targets) if targets is not None else None
+    _check_styles(style_paths, target_path)
+    if ray in (None, False) and config.provider not in ("auto", "cpu"):
+        from nst.runtime.ort_extractor import resolve_providers
+
+        resolve_providers(config.provider)  # one that cannot run here fails once, before any work
+    sets = parameter_sets(sweep, config)
+    jobs = make_jobs(expand_contents(contents, exclude=outdir), sets, config, name=name,
+                     style=style_label(style_paths, target_path))  # fmt: skip
+    model_path = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
+    manifest = _open_folder(outdir)
+    report = callback or (lambda event: None)
+    results: dict[int, BatchResult] = {}
+    to_run: list[Job] = []
+    for job in jobs:
+        if (outdir / job.output).exists() and not overwrite:
+            results[job.index] = _skipped(job, outdir, manifest, style_paths, target_path)
+        else:
+            to_run.append(job)
+    report(BatchEvent("planned", outputs=len(jobs), to_run=len(to_run)))
+    inputs = Inputs(model_path, config, style_paths, target_path, history)
+
+    def on_outcome(job: Job, outcome: Outcome) -> None:
+        result = _write(job, outcome, outdir, overwrite=overwrite)
+        manifest.append(_record(result, job, style_paths, target_path))
+        results[job.index] = result
+        for message in outcome.warnings:
+            warnings.warn(f"{job.content.name}: {message}", NSTWarning, stacklevel=2)
+        report(BatchEvent("done", job.index, result=result))
+
+    try:
+        if to_run:
+            _run(to_run, inputs, config=config, workers=workers, ray=ray, cpus_per_task=cpus_per_task,
+                 retries=retries, on_event=report, on_outcome=on_outcome)  # fmt: skip
+    except KeyboardInterrupt:
+        raise BatchInterrupted([results[job.index] for job in jobs if job.index in results]) from None
+    return [results[job.index] for job in jobs]
+
+
+def _run(jobs: list[Job], inputs: Inputs, *, config: StylizeConfig, workers: int | None, ray: bool | str | None,
+         cpus_per_task: int, retries: int, on_event: Any, on_outcome: Any) -> None:  # fmt: skip
+    if ray not in (None, False):
+        from nst.runtime.batch.cluster import LOCAL, run_ray
+
+        address = LOCAL if ray is True else str(ray)
+        run_ray(jobs, inputs, address=address, cpus_per_task=cpus_per_task, retries=retries, device=config.device,
+                on_event=on_event, on_outcome=on_outcome)  # fmt: skip
+        return
+    from nst.runtime.batch.local import run_pool, run_sequential
+
+    devices = local_devices(config.device)
+    count = min(workers or len(devices), len(jobs))
+    if count <= 1:
+        run_sequential(jobs, inputs, device=devices[0], on_event=on_event, on_outcome=on_outcome)
+    else:
+        run_pool(jobs, inputs, workers=count, threads=threads_per_worker(count), devices=devices,
+                 on_event=on_event, on_outcome=on_outcome)  # fmt: skip
+
+
+def local_devices(device: str) -> list[str]:
+    """The devices local workers take turns on: every GPU on CUDA ('auto' with one, or
+    'cuda'), the one named ('cuda:1'), else the CPU."""
+    import torch
+
+    from nst.runtime.device import resolve_device
+
+    resolve_device(device)  # cuda without a GPU: one line now, not one per output
+    if device == "cpu" or not torch.cuda.is_available():
+        return ["cpu"]
+    if device.startswith("cuda:"):
+        return [device]
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def threads_per_worker(workers: int) -> int:
+    """Each worker's share of this machine's physical cores (at least one)."""
+    from nst.runtime.ort_extractor import physical_cores
+
+    return max(1, physical_cores() // workers)
+
+
+def _check_styles(styles: tuple[Path, ...], targets: Path | None) -> None:
+    if not styles and targets is None:
+        raise ConfigError("no style given; pass style images (--style STYLE) or --targets FILE")
+    if styles and targets is not None:
+        raise ConfigError("give style images or --targets, not both")
+    for path in (*styles, *([targets] if targets else [])):
+        if not path.is_file():
+            raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
+
+
+def _check_model(model: str | Path | None, config: StylizeConfig, configs: list[StylizeConfig],
+                 styles: tuple[Path, ...], targets: Path | None) -> Path:  # fmt: skip
+    """The model's path, and every check that would fail each output alike, made once now:
+    the model opens, the targets belong to it, the styles match the blend and scales."""
+    from nst.contract import load_onnx, model_info
+    from nst.export.cached import resolve_model
+    from nst.models.layers import STYLE_LAYERS
+    from nst.runtime.stylize import style_blend, style_scales
+
+    path = resolve_model(model, pooling=config.pooling)
+    info = model_info(load_onnx(path), path)
+    loaded = None
+    if targets is not None:
+        from nst.runtime.targets import load_targets
+
+        loaded = load_targets(targets)
+        loaded.check_model(info, layers=STYLE_LAYERS)
+    count = len(loaded.sources) if loaded is not None else len(styles)
+    for each in {c.replace(seed=None) for c in configs}:
+        style_blend(each, count)
+        style_scales(each, count, loaded)
+    return path
+
+
+def _open_folder(outdir: Path) -> Manifest:
+    from nst.fileio import check_writable
+
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"{outdir} is a file; give a folder for the outputs")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {outdir} ({exc.strerror or exc})") from None
+    check_writable(outdir / MANIFEST)
+    return Manifest(outdir)
+
+
+def _skipped(job: Job, outdir: Path, manifest: Manifest, styles: tuple[Path, ...], targets: Path | None) -> BatchResult:
+    """An output that exists: as the manifest last recorded it (a line is added if it has none)."""
+    before = manifest.records.get(job.output)
+    made = before is not None and before.get("status") == "ok"
+    result = BatchResult(outdir / job.output, job.content, "skipped", job.row, job.column, job.parameters,
+                         before["seed"] if made and before else job.config.seed,
+                         loss=before.get("loss") if made and before else None,
+                         seconds=before.get("seconds") if made and before else None)  # fmt: skip
+    if not made:
+        manifest.append(_record(result, job, styles, targets))
+    return result
+
+
+def _write(job: Job, outcome: Outcome, outdir: Path, *, overwrite: bool) -> BatchResult:
+    from nst.fileio import atomic_path
+
+    path, error = outdir / job.output, outcome.error
+    if outcome.data is not None:
+        try:
+            with atomic_path(path, overwrite=overwrite) as tmp:
+                tmp.write_bytes(outcome.data)
+        except OutputError as exc:
+            error = str(exc)
+    loss = outcome.loss if outcome.loss is not None and math.isfinite(outcome.loss) else None
+    return BatchResult(path, job.content, "failed" if error else "ok", job.row, job.column, job.parameters,
+                       job.config.seed, loss=loss, seconds=outcome.seconds, error=error, worker=outcome.worker,
+                       history=tuple(outcome.history), warnings=tuple(outcome.warnings))  # fmt: skip
+
+
+def _record(result: BatchResult, job: Job, styles: tuple[Path, ...], targets: Path | None) -> dict[str, Any]:
+    """The result's manifest line."""
+    return {
+        "output": job.output,
+        "status": result.status,
+        "content": str(job.content),
+        "styles": [str(s) for s in styles],
+        "targets": str(targets) if targets else None,
+        "parameters": job.parameters,
+        "seed": result.seed,
+        "loss": result.loss,
+        "seconds": round(result.seconds, 3) if result.seconds is not None else None,
+        "error": result.error,
+        "worker": result.worker,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "options": applied_options(job.config),
+    }

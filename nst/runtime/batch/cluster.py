@@ -1,0 +1,218 @@
+"""Running a batch on a Ray cluster (the optional `nst[ray]` extra): one task per output.
+
+No shared filesystem is assumed. The model and the styles (or targets) go into the object
+store once, as file bytes; each task gets its content image's bytes and returns the encoded
+output, which the driver writes. A Ray worker process keeps its session between tasks, so the
+model loads once per process. A task whose worker dies is retried (`retries`), then reported
+as failed; Ctrl-C cancels the tasks not finished and keeps what is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from nst.errors import ConfigError, OutputError
+from nst.runtime.batch.jobs import Job
+from nst.runtime.batch.local import OnEvent, OnOutcome
+from nst.runtime.batch.worker import Inputs, Outcome, Worker, run_guarded, set_threads
+
+LOCAL = "local"  # --ray without an address: start Ray here (or join RAY_ADDRESS's cluster)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray: pip install 'nst[ray]' (or pip install ray)") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every task needs, as bytes (put in the object store once): file name -> data."""
+
+    key: str  # identifies these inputs, so a worker process reuses its session
+    model: File
+    styles: tuple[File, ...]
+    targets: File | None
+    inputs: Inputs  # with the driver's paths; the worker swaps in its own copies
+
+
+@dataclass(frozen=True)
+class File:
+    name: str
+    sha256: str
+    data: bytes
+
+
+def shared_inputs(inputs: Inputs) -> Shared:
+    def read(path: Path) -> File:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise OutputError(f"cannot read {path} ({exc.strerror or exc})") from None
+        return File(path.name, hashlib.sha256(data).hexdigest(), data)
+
+    model, styles = read(inputs.model), tuple(read(p) for p in inputs.styles)
+    targets = read(inputs.targets) if inputs.targets is not None else None
+    files = [model, *styles, *([targets] if targets else [])]
+    identity = repr(([(f.name, f.sha256) for f in files], inputs.config, inputs.history))
+    return Shared(hashlib.sha256(identity.encode()).hexdigest()[:16], model, styles, targets, inputs)
+
+
+def run_ray(jobs: Sequence[Job], inputs: Inputs, *, address: str | None, cpus_per_task: int, retries: int,
+            device: str, on_event: OnEvent, on_outcome: OnOutcome) -> None:  # fmt: skip
+    """Every job as a Ray task on the cluster at `address` (None or "local": a local
+    instance, unless Ray is initialised already). GPU nodes: one GPU per task; else
+    `cpus_per_task` CPUs, and as many threads."""
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        local = address in (None, LOCAL)
+        # A new local instance, quiet and without a dashboard; Ray refuses those options when
+        # it joins a cluster (an address, or $RAY_ADDRESS).
+        fresh = local and not os.environ.get("RAY_ADDRESS")
+        options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR"} if fresh else {}
+        try:
+            ray.init(address=None if local else address, **options)
+        except Exception as exc:  # no cluster there, a version mismatch, a node that did not start
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever it started
+            target = "$RAY_ADDRESS" if local else address
+            where = "start a local Ray instance" if fresh else f"join the Ray cluster at {target}"
+            raise ConfigError(f"--ray: could not {where} ({_first_line(exc)})") from None
+        started = True
+    try:
+        _run(ray, jobs, inputs, cpus_per_task=cpus_per_task, retries=retries, device=device,
+             on_event=on_event, on_outcome=on_outcome)  # fmt: skip
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(ray: Any, jobs: Sequence[Job], inputs: Inputs, *, cpus_per_task: int, retries: int, device: str,
+         on_event: OnEvent, on_outcome: OnOutcome) -> None:  # fmt: skip
+    from ray.util.queue import Queue
+
+    resources = ray.cluster_resources()
+    gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 0)
+    if device.startswith("cuda") and not gpus:
+        raise ConfigError("--device cuda: the Ray cluster has no GPU; use --device cpu or auto")
+    use_gpu = device != "cpu" and gpus > 0
+    if not use_gpu and cpus < cpus_per_task:
+        raise ConfigError(f"--cpus-per-task {cpus_per_task}: the Ray cluster has {cpus:g} CPUs")
+    task = ray.remote(max_retries=retries, retry_exceptions=True)(_ray_task).options(
+        num_cpus=cpus_per_task, num_gpus=1 if use_gpu else 0
+    )
+    payload = shared_inputs(inputs)
+    key, shared = payload.key, ray.put(payload)  # once; a task's worker fetches it on its first task only
+    events = Queue(actor_options={"num_cpus": 0})
+    slots = int(gpus if use_gpu else cpus // cpus_per_task)
+    in_flight = max(2, 2 * slots)  # enough to keep every slot busy; the rest wait here, not in the object store
+    todo = list(jobs)
+    pending: dict[Any, Job] = {}
+    try:
+        while todo or pending:
+            while todo and len(pending) < in_flight:
+                job = todo.pop(0)
+                try:
+                    data = job.content.read_bytes()
+                except OSError as exc:
+                    on_outcome(
+                        job, Outcome(job.index, error=f"cannot read image {job.content} ({exc.strerror or exc})")
+                    )
+                    continue
+                ref = task.remote(job, data, key, [shared], "cuda" if use_gpu else "cpu", cpus_per_task, events)
+                pending[ref] = job
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2) if pending else ([], [])
+            _drain(events, on_event)
+            for ref in ready:
+                job = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    outcome = Outcome(job.index, error=_one_line(exc, retries))
+                on_outcome(job, outcome)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        events.shutdown(force=True)
+
+
+def _drain(events: Any, on_event: OnEvent) -> None:
+    size = events.qsize()
+    if size:
+        for event in events.get_nowait_batch(size):
+            on_event(event)
+
+
+def _one_line(exc: BaseException, retries: int) -> str:
+    cause = getattr(exc, "cause", None)
+    if cause is not None:
+        return _first_line(cause)
+    return f"the Ray task failed after {retries} retries ({_first_line(exc)})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+# --- on the Ray worker ----------------------------------------------------------------------
+
+_SESSIONS: dict[str, Worker] = {}  # this worker process's session, by Shared.key
+
+
+def _ray_task(job: Job, content: bytes, key: str, shared_ref: list[Any], device: str, threads: int,
+              events: Any) -> Outcome:  # fmt: skip
+    """One output on a Ray worker: the content's bytes in, the encoded output back. The
+    shared inputs come in a list, so that Ray does not fetch them for every task."""
+    set_threads(threads)
+    worker = _session(key, shared_ref[0], device, threads)
+    folder = Path(tempfile.mkdtemp(prefix="nst-ray-content-"))
+    local = folder / job.content.name
+    try:
+        local.write_bytes(content)
+        outcome = run_guarded(worker, replace(job, content=local), events.put_nowait, every=0.5)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if outcome.error:  # name the user's file, not this worker's copy
+        outcome.error = outcome.error.replace(str(local), str(job.content))
+    return outcome
+
+
+def _session(key: str, ref: Any, device: str, threads: int) -> Worker:
+    """The session for these inputs, made on this process's first task with them."""
+    import ray
+
+    if key not in _SESSIONS:
+        shared: Shared = ray.get(ref)
+        _SESSIONS.clear()  # one batch's session at a time
+        model, styles = _local_copy(shared.model), tuple(_local_copy(f) for f in shared.styles)
+        targets = _local_copy(shared.targets) if shared.targets else None
+        inputs = replace(shared.inputs, model=model, styles=styles, targets=targets)
+        _SESSIONS[key] = Worker(inputs, device=device, threads=threads)
+    return _SESSIONS[key]
+
+
+def _local_copy(file: File) -> Path:
+    """The file on this node, under its own name in a folder named by its hash: written once
+    per node (the processes of a node share it; a rename makes each write whole), so the
+    copies are bounded by the distinct models and styles used, not by tasks or processes."""
+    path = Path(tempfile.gettempdir()) / "nst-ray" / file.sha256[:16] / file.name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.{os.getpid()}.part")
+        part.write_bytes(file.data)
+        os.replace(part, path)
+    return path

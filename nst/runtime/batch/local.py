@@ -1,0 +1,93 @@
+"""Running a batch on this machine: one job after another in this process, or in a pool of
+worker processes, each with its share of the cores as its thread count (two processes that
+each take every core slow each other down many times over).
+
+Each runner hands every finished job to `on_outcome` (which writes it) as soon as it is
+done, and every step to `on_event`. On Ctrl-C the pool's processes are stopped and the
+KeyboardInterrupt goes on to the caller: what finished is written already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from nst.runtime.batch.jobs import BatchEvent, Job
+from nst.runtime.batch.worker import Inputs, Outcome, Worker, run_pool_job, start_pool_worker
+
+OnEvent = Callable[[BatchEvent], None]
+OnOutcome = Callable[[Job, Outcome], None]
+
+
+def run_sequential(jobs: Sequence[Job], inputs: Inputs, *, device: str, on_event: OnEvent,
+                   on_outcome: OnOutcome) -> None:  # fmt: skip
+    """Every job in this process, with one session."""
+    worker = Worker(inputs, device=device)
+    for job in jobs:
+        on_outcome(job, worker.run(job, on_event))
+
+
+def run_pool(jobs: Sequence[Job], inputs: Inputs, *, workers: int, threads: int, devices: Sequence[str],
+             on_event: OnEvent, on_outcome: OnOutcome) -> None:  # fmt: skip
+    """The jobs over `workers` spawned processes with `threads` threads each; worker i runs
+    on devices[i % len(devices)] (one GPU each on CUDA)."""
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    events: Any = context.Queue()
+    slots: Any = context.Queue()
+    for slot in range(workers):
+        slots.put(slot)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_pool_worker,
+                               initargs=(inputs, threads, tuple(devices), slots, events))  # fmt: skip
+    try:
+        futures: dict[Future[Outcome], Job] = {pool.submit(run_pool_job, job): job for job in jobs}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(events, on_event)
+            for future in sorted(done, key=lambda f: futures[f].index):
+                job = futures[future]
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool as exc:
+                    outcome = Outcome(
+                        job.index, error=f"its worker process died ({exc or 'killed'}); run the batch again"
+                    )
+                except Exception as exc:  # the pool failed to run it: this output fails, not the batch
+                    outcome = Outcome(job.index, error=f"{type(exc).__name__}: {exc}")
+                on_outcome(job, outcome)
+    except BaseException:
+        _stop(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        events.close()
+        slots.close()
+
+
+def _drain(events: Any, on_event: OnEvent) -> None:
+    while True:
+        try:
+            event = events.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            return
+        on_event(event)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the processes now: a job in progress is lost
+    (its output is not written), and a re-run makes it."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
