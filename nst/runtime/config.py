@@ -108,7 +108,7 @@ class StylizeConfig:
     scales: int = 1  # coarse-to-fine stages; 0: as many octaves as fit above min_size
     min_size: int = 128  # long side of the coarsest stage
     checkpoint_iterations: int | None = None  # Step.image carries the best image every N iterations
-    precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA and on CPUs with bf16 units, else fp32
+    precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on the CPU (README)
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
     provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
