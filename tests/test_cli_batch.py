@@ -144,7 +144,7 @@ def test_ray_without_the_extra_is_one_line(vgg19_onnx, inputs, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     result = _invoke(vgg19_onnx, [inputs / "photos", "-s", inputs / "style.png", "-o", inputs / "out", "--ray"])
     assert result.exit_code == 1 and result.output.strip() == (
-        "Error: --ray needs Ray: pip install 'nst[ray]' (or pip install ray)"
+        "Error: --ray needs Ray: pip install 'nst[ray]' (or pip install 'ray[client]')"
     )
 
 

@@ -31,7 +31,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("--ray needs Ray: pip install 'nst[ray]' (or pip install ray)") from None
+        raise ConfigError("--ray needs Ray: pip install 'nst[ray]' (or pip install 'ray[client]')") from None
     return ray
 
 
