@@ -9,7 +9,9 @@ First the reference: single-scale L-BFGS for --iterations from the default start
 --size; its best loss is the target and its time the yardstick. Then each candidate (a
 StylizeConfig variant, below) runs until a full-size step reaches the target, or until
 --cap-fraction of the reference's time (the issue's target is a third). Only full-size steps
-count: the coarse stages' losses are of a smaller problem. Elapsed times are stylize()'s own,
+count: the coarse stages' losses are of a smaller problem. A candidate whose precision differs
+from the reference's judges by its own loss, so it must beat the target by --margin (relative;
+benchmarks/bf16_quality.py measures how far a bf16 run's own loss is from the float32 one). Elapsed times are stylize()'s own,
 from its call (style Grams of every stage included). Writes into --out the curves (best
 full-size loss so far against seconds) as time_to_quality.csv and, with matplotlib,
 time_to_quality.png. Random-weight VGG-19 unless --model. It asserts nothing.
@@ -34,6 +36,9 @@ CANDIDATES: dict[str, dict] = {
     "noise-3-scales": {"scales": 3},
     "adam": {"optimizer": "adam"},
     "content-adam": {"optimizer": "adam", "initial_noiseblend": 0.0},
+    "bf16": {"precision": "bf16"},  # the same run on the CPU's bf16 units
+    "bf16-3-scales": {"precision": "bf16", "scales": 3},
+    "bf16-content": {"precision": "bf16", "initial_noiseblend": 0.0},
 }
 
 
@@ -82,6 +87,8 @@ def main() -> None:
                         help=f"comma-separated, of: {', '.join(CANDIDATES)}")  # fmt: skip
     parser.add_argument("--cap-fraction", type=float, default=1 / 3, help="of the reference's time")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--margin", type=float, default=2e-3,
+                        help="how far below the target a candidate of another precision must get")  # fmt: skip
     parser.add_argument("--loss-scale", default=None, help="reference | balanced (default: nst's default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--model", type=Path, help="the ONNX extractor (default: seeded random VGG-19)")
@@ -103,10 +110,13 @@ def main() -> None:
     reached: dict[str, float | None] = {}
     for name in args.candidates.split(","):
         config = base.replace(**CANDIDATES[name])
-        steps = run(mirror, config, target=target, cap=cap)
+        goal = target if config.precision == base.precision else target * (1 - args.margin)
+        if config.precision != base.precision:
+            run(mirror, config.replace(iterations=2, size=64), target=None, cap=float("inf"))  # its warm-up
+        steps = run(mirror, config, target=goal, cap=cap)
         last = _last_stage(config)
         curves[name] = (steps, last)
-        hit = next((s for s in steps if s.stage == last and s.total <= target), None)
+        hit = next((s for s in steps if s.stage == last and s.total <= goal), None)
         reached[name] = hit.elapsed if hit else None
 
     print(f"# {machine()}; {args.size} px; model {model.name}; precision {args.precision}; "

@@ -70,3 +70,21 @@ def test_gram_of_bf16_features_is_float32_with_a_bf16_gradient():
     torch.testing.assert_close(value, contract_gram(x.float()), rtol=1e-6, atol=1e-6)
     value.sum().backward()
     assert x.grad.dtype == torch.bfloat16
+
+
+def test_gram_gradient_of_bf16_features_is_the_float32_gradient_rounded_once():
+    """The backward's product runs in float32: each element of the bf16 gradient is within half
+    a bf16 step of the exact one, even where the sum over channels cancels (post-ReLU features
+    against a residual of either sign), which a bf16 product does not achieve."""
+    from nst.runtime.losses import gram
+
+    generator = torch.Generator().manual_seed(0)
+    exact = torch.rand(1, 64, 16, 16, generator=generator, dtype=torch.float64) * 10
+    x = exact.bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weight = torch.randn(1, 64, 64, generator=generator)
+    (gram(x) * weight).sum().backward()
+    # the exact gradient of the same bf16 input: (W + W^T) F / (C*H*W), in float64
+    f = x.detach().double().reshape(1, 64, 256)
+    want = (((weight + weight.transpose(1, 2)).double() @ f) / (64 * 256)).reshape(1, 64, 16, 16)
+    error = (x.grad.double() - want).abs()
+    assert bool((error <= want.abs() * 2**-8 + 1e-12).all()), float((error / want.abs()).max())

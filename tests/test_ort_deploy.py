@@ -86,3 +86,20 @@ def test_auto_falls_back_with_one_notice(monkeypatch):
     monkeypatch.setattr(ort_extractor, "cuda_unavailable_reason", lambda: None)
     assert resolve_providers("auto", notify=notes.append) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert notes == []
+
+
+def test_stylize_style_pass_gives_the_auto_notice_as_a_warning(monkeypatch, vgg19_onnx):
+    """On a CUDA run whose onnxruntime cannot use the GPU, the style pass falls back to the CPU
+    with one NSTWarning (the CLI prints it as one `warning:` line)."""
+    import torch
+
+    from nst.errors import NSTWarning
+    from nst.runtime.stylize import Stylizer
+
+    monkeypatch.setattr(ort_extractor, "cuda_unavailable_reason", lambda: "cuDNN 9 is missing")
+    monkeypatch.setattr(ort_extractor, "_no_gpu_reason", lambda: None)
+    session = Stylizer(vgg19_onnx)
+    session.device = torch.device("cuda")  # as a CUDA run has it; only the provider choice reads it
+    with pytest.warns(NSTWarning, match="its CUDA provider is not usable") as caught:
+        extractor = session._open_extractor()
+    assert extractor.provider == "cpu" and len(caught) == 1

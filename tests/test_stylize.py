@@ -42,13 +42,20 @@ def _run(mirror, images, styles=("style",), callback=None, **options):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
-def test_loss_falls(mirror, images, optimizer):
+@pytest.mark.parametrize(
+    "precision",
+    ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 units"))],
+)
+def test_loss_falls(mirror, images, optimizer, precision):
     steps: list[Step] = []
-    out = _run(mirror, images, callback=steps.append, iterations=12, optimizer=optimizer)
+    n = 12 if precision == "fp32" else 30
+    out = _run(mirror, images, callback=steps.append, iterations=n, optimizer=optimizer, precision=precision)
     assert out.size == (40, 32) and out.mode == "RGB"
-    assert [s.iteration for s in steps] == list(range(1, 13))
+    assert [s.iteration for s in steps] == list(range(1, n + 1))
     # L-BFGS without a line search (as neural-style-pt runs it) may spike for a step, then
-    # recovers; the output is the best image seen, so the best loss is what must fall.
+    # recovers; the output is the best image seen, so the best loss is what must fall. From the
+    # near-flat noise start its first steps are erratic, in bf16 more than in float32 (how long
+    # that lasts is measured in benchmarks/bf16_quality.py), hence bf16's longer run.
     assert min(s.total for s in steps) < 0.8 * steps[0].total
     assert steps[-1].total < steps[0].total
     assert all(s.total == pytest.approx(s.content + s.style + s.tv, rel=1e-5) for s in steps)

@@ -92,7 +92,7 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help="onnxruntime execution provider of the style pass; auto: CUDA on a CUDA --device, else the CPU."),
     click.option("--precision", type=choice(Precision), default=_D.precision, show_default=True,
                  help="Precision of the convolutions (Grams and losses stay float32); "
-                 "auto: bf16 on CUDA, fp32 on the CPU."),
+                 "auto: bf16 on CUDA, fp32 on the CPU (bf16 there is opt-in: see the README)."),
     click.option("--low-memory", is_flag=True, default=_D.low_memory,
                  help="Recompute activations during backward (checkpointing): much less memory for "
                  "large images, about a third more time per iteration."),

@@ -108,7 +108,7 @@ class StylizeConfig:
     scales: int = 1  # coarse-to-fine stages; 0: as many octaves as fit above min_size
     min_size: int = 128  # long side of the coarsest stage
     checkpoint_iterations: int | None = None  # Step.image carries the best image every N iterations
-    precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on CPU
+    precision: Precision = "auto"  # conv precision; auto: bf16 on CUDA, fp32 on the CPU (README)
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
     provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
@@ -140,11 +140,11 @@ class StylizeConfig:
 
 
 # (content, style, TV) weights by loss scale. reference: anishathalye/neural-style's tuned
-# values; balanced: every term is relative to its target, so the weights are the terms' shares
-# (see the README for how they were chosen).
+# values; balanced: every term is relative to its target, so the weights are the terms' shares,
+# set to give the reference's proportions at 512 px (benchmarks/loss_scale.py; README).
 DEFAULT_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "reference": (5.0, 500.0, 100.0),
-    "balanced": (1.0, 10.0, 1.0),
+    "balanced": (1.0, 0.5, 1.0),
 }
 
 

@@ -29,9 +29,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def precision_name(device: torch.device, precision: str) -> str:
     """fp32, bf16 or fp16: what `precision` means on `device`. "auto" is bf16 on CUDA (tensor
-    cores; bf16's range needs no loss scaling) and on a CPU with bf16 matrix units (AMX or
-    AVX512-BF16, where it measured several times faster with the same quality: see
-    benchmarks/README.md), float32 elsewhere."""
+    cores; bf16's range needs no loss scaling), float32 on the CPU until CPU_AUTO_BF16 allows
+    bf16 on one with bf16 matrix units (AMX or AVX512-BF16)."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
@@ -39,7 +38,8 @@ def precision_name(device: torch.device, precision: str) -> str:
     return "bf16" if device.type == "cpu" and CPU_AUTO_BF16 and cpu_has_bf16() else "fp32"
 
 
-# Whether "auto" may choose bf16 on a CPU that has bf16 units (the quality measurement's verdict).
+# Whether "auto" may choose bf16 on a CPU that has bf16 units. Not yet: the loop benchmark
+# keeps float32's quality, but an end-to-end 512 px L-BFGS run did not (benchmarks/README.md).
 CPU_AUTO_BF16 = False
 
 

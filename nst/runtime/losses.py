@@ -13,8 +13,9 @@ def gram(features: torch.Tensor) -> torch.Tensor:
       gradient flowing back has the features' own layout (adding gradients of two layouts
       was the costliest step of a bf16 iteration on the CPU);
     - the backward is one matrix product, dF = (dG + dG^T) F / (C*H*W), where autograd's
-      would be two and a sum, and it runs in the features' own dtype: bf16 features (the
-      convolutions' precision) get their gradient from a bf16 product, with no float32 copy.
+      would be two and a sum. It runs in float32 and only its result takes the features'
+      dtype: with the product in bf16, L-BFGS from noise at 256 px needed several times the
+      iterations to a given loss (benchmarks/README.md), while float32 costs no measurable time.
     """
     n, c, h, w = features.shape
     if c > 1 and h * w > 1 and features.is_contiguous(memory_format=torch.channels_last):
@@ -37,8 +38,9 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (flat,) = ctx.saved_tensors
-        sym = ((grad + grad.transpose(1, 2)) / ctx.size).to(flat.dtype)  # (N, C, C)
-        return (torch.bmm(flat, sym) if ctx.rows else torch.bmm(sym, flat)), None, None
+        sym = (grad + grad.transpose(1, 2)) / ctx.size  # (N, C, C), float32
+        x = flat.float()
+        return (torch.bmm(x, sym) if ctx.rows else torch.bmm(sym, x)).to(flat.dtype), None, None
 
 
 # The terms of the stylize objective. Each follows anishathalye/neural-style (stylize.py),

@@ -9,13 +9,14 @@ size, so a second content image with the same styles pays only for its own conte
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from nst.errors import ConfigError, TargetsError
+from nst.errors import ConfigError, NSTWarning, TargetsError
 from nst.models.layers import STYLE_LAYERS, Pooling
 from nst.runtime.config import Step, StylizeConfig, applied_options
 from nst.runtime.device import channels_last, precision_name, resolve_device
@@ -206,7 +207,12 @@ class Stylizer:
             if provider == "auto" and self.device.type != "cuda":
                 provider = "cpu"
             self._extractor = OrtExtractor(
-                self.model.info.path, provider=provider, arena=False, info=self.model.info, threads=self.threads
+                self.model.info.path,
+                provider=provider,
+                arena=False,
+                info=self.model.info,
+                threads=self.threads,
+                notify=lambda line: warnings.warn(line, NSTWarning, stacklevel=2),  # the CLI prints it
             )
         return self._extractor
 
