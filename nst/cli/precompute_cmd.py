@@ -81,7 +81,7 @@ def precompute_style(
     start = time.perf_counter()
     total = len(styles) * len(config.style_scales)
     with tqdm(
-        total=total, unit="image", desc="style Grams", leave=False, file=click.get_text_stream("stderr"), disable=None
+        total=total, unit="image", desc="style Grams", leave=False, file=sys.stderr, disable=None
     ) as bar:
         targets = compute_style_targets(
             model,
