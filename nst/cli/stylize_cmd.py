@@ -112,6 +112,7 @@ def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Pat
     from nst.cli.progress import StepDisplay
     from nst.runtime.device import precision_name
     from nst.runtime.images import save_image
+    from nst.runtime.loss_scale import describe_loss_scale
     from nst.runtime.provenance import provenance
     from nst.runtime.state import save_state, state_path
     from nst.runtime.stylize import StylizeDiverged, StylizeInterrupted, Stylizer
@@ -119,13 +120,19 @@ def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Pat
     choose_backends(config.device)
     start = time.perf_counter()
     session = Stylizer(model_path, config=config, keep_extractor=False)
+    requested, config = config.loss_scale, session.resolve(config)  # auto -> the scale for these weights
+    info = session.model.info
     text = provenance(config, content=content, styles=styles, model=model_path, targets=targets,
-                      weights_sha256=session.model.info.weights_sha256, device=str(session.device),
+                      weights_sha256=info.weights_sha256, source_sha256=info.source_sha256, device=str(session.device),
                       precision=precision_name(session.device, config.precision))  # fmt: skip
     rows = list(state.history) if state is not None else []
     display = StepDisplay(config.iterations, quiet=quiet, print_every=print_every, done=len(rows))
+    # Said at the first iteration, like the bar, so that an error in the set-up stays one line.
+    scale_line = [] if quiet else [describe_loss_scale(config, info, requested=requested)]
 
     def on_step(step: Step) -> None:
+        if scale_line:
+            click.echo(scale_line.pop(), err=True)
         display(step)
         rows.append(step.row())
         if step.image is not None:

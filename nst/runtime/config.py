@@ -27,7 +27,7 @@ Optimizer = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
 Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
-LossScale = Literal["reference", "balanced"]
+LossScale = Literal["auto", "reference", "balanced"]  # auto: by the model's weights (nst.runtime.loss_scale)
 Device = str  # auto | cpu | cuda | cuda:N
 
 SEED_MAX = 2**64 - 1
@@ -86,7 +86,7 @@ class StylizeConfig:
     style_scales: tuple[float, ...] | None = (
         None  # per style (one value: all); style width = scale * content width; None: 1.0
     )
-    loss_scale: LossScale = "reference"  # balanced: every term relative to its target (README)
+    loss_scale: LossScale = "auto"  # reference for MatConvNet's VGG-19, else balanced (README)
     content_weight: float | None = None  # None: the loss scale's default (DEFAULT_WEIGHTS)
     content_weight_blend: float = 1.0  # relu4_2 gets this share of the content weight, relu5_2 the rest
     style_weight: float | None = None
@@ -126,8 +126,11 @@ class StylizeConfig:
         return dataclasses.replace(self, **changes)
 
     def resolved(self) -> StylizeConfig:
-        """This config with the weights it leaves to its loss scale filled in."""
-        defaults = DEFAULT_WEIGHTS[self.loss_scale]
+        """This config with the weights it leaves to its loss scale filled in (none for `auto`,
+        whose scale and so whose weights depend on the model: `nst.runtime.loss_scale`)."""
+        defaults = DEFAULT_WEIGHTS.get(self.loss_scale)
+        if defaults is None:
+            return self
         names = ("content_weight", "style_weight", "tv_weight")
         return self.replace(**{n: d for n, d in zip(names, defaults) if getattr(self, n) is None})
 

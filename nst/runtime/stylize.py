@@ -90,7 +90,7 @@ class Stylizer:
         refused before any work (`ResourceError`).
         """
         start = time.perf_counter()
-        config = config or self.config
+        config = self.resolve(config)
         if config.pooling not in (None, self.model.pooling):
             raise ConfigError(f"this session pools with {self.model.pooling}; start another for {config.pooling}")
         try:
@@ -109,6 +109,13 @@ class Stylizer:
             if oom is None:
                 raise
             raise oom from None
+
+    def resolve(self, config: StylizeConfig | None = None) -> StylizeConfig:
+        """`config` (None: the session's) with loss scale `auto` resolved for this model's weights:
+        what a run uses, a PNG records and a resumed state must match."""
+        from nst.runtime.loss_scale import resolve_loss_scale
+
+        return resolve_loss_scale(config or self.config, self.model.info)
 
     def plan(
         self,

@@ -97,10 +97,11 @@ class Worker:
                     outcome.warnings.append(str(w.message))
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            session = self.session
-            text = provenance(job.config, content=job.content, styles=self.inputs.styles, model=self.inputs.model,
-                              weights_sha256=session.model.info.weights_sha256, targets=self.inputs.targets,
-                              device=str(session.device), precision=precision_name(session.device, job.config.precision))  # fmt: skip
+            session, info = self.session, self.session.model.info
+            text = provenance(session.resolve(job.config), content=job.content, styles=self.inputs.styles,
+                              model=self.inputs.model, weights_sha256=info.weights_sha256, source_sha256=info.source_sha256,
+                              targets=self.inputs.targets, device=str(session.device),
+                              precision=precision_name(session.device, job.config.precision))  # fmt: skip
             outcome.data = encode_image(image, job.output, text=text)
             outcome.loss = final_loss(rows)
         except NSTError as exc:
