@@ -144,10 +144,11 @@ class StylizeConfig:
 
 # (content, style, TV) weights by loss scale. reference: anishathalye/neural-style's tuned
 # values; balanced: every term is relative to its target, so the weights are the terms' shares,
-# set to give the reference's proportions at 512 px (benchmarks/loss_scale.py; README).
+# calibrated on two trained VGG-16s: the smallest style weight tried (0.5, 2, 5, 20) that took
+# the style term to at most 0.35 of its start on both (benchmarks/calibrate_loss_scale.py; README).
 DEFAULT_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "reference": (5.0, 500.0, 100.0),
-    "balanced": (1.0, 0.5, 1.0),
+    "balanced": (1.0, 5.0, 1.0),
 }
 
 
