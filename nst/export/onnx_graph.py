@@ -129,7 +129,7 @@ def graph_layers(architecture: str, config: ExportConfig) -> tuple[tuple[str, ..
 def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     """Build the truncated float extractor as an `onnx.ModelProto`, checked with full checks
     and strict shape inference. (`--quantize int8` is applied by `nst.export.quantize`.)"""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
 
     check_config(config)
     if config.opset > max_opset():
@@ -137,86 +137,20 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     layers, grams = graph_layers(weights.architecture, config)
     table = truncated_table(weights.architecture, layers)
     features = layers if config.outputs != "grams" else ()
-    compute = TensorProto.FLOAT16 if config.precision == "fp16" else TensorProto.FLOAT
-    io = TensorProto.FLOAT16 if config.io == "fp16" else TensorProto.FLOAT
-    weight_dtype = np.float16 if config.precision == "fp16" else np.float32
-    # Internal tensors carry the layer's name when they are in the outputs' type; otherwise the
-    # name is the output's, cast (relu4_2 = Cast(relu4_2.fp16)).
-    suffix = "" if compute == io else "." + config.precision
-
-    def tensor(name: str) -> str:
-        return name + suffix
-
-    # The mean is subtracted in float32 whatever the precision: fp16 pixels near 255 are 1/8 apart.
-    initializers = [numpy_helper.from_array(weights.mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), MEAN_PIXEL)]
-    nodes = []
-    pixels = INPUT_NAME
-    if config.io == "fp16":
-        nodes.append(helper.make_node("Cast", [INPUT_NAME], ["image.fp32"], name="image.fp32", to=TensorProto.FLOAT))
-        pixels = "image.fp32"
-    nodes.append(helper.make_node("Sub", [pixels, MEAN_PIXEL], ["preprocessed"], name="preprocess"))
-    previous = "preprocessed"
-    if config.precision == "fp16":
-        nodes.append(helper.make_node("Cast", [previous], ["preprocessed.fp16"], name="preprocessed.fp16", to=compute))
-        previous = "preprocessed.fp16"
-    for layer in table:
-        nodes.append(_layer_node(helper, layer, previous, tensor(layer.name), config.pooling))
-        if layer.kind == "conv":
-            kernel, bias = weights.convs[layer.name]
-            expected = (layer.out_channels, layer.in_channels, 3, 3)
-            if kernel.shape != expected:
-                raise LayerError(f"{layer.name}: kernel shape {kernel.shape}, expected {expected}")
-            initializers.append(numpy_helper.from_array(kernel.astype(weight_dtype), param_name(layer.name, "weight")))
-            initializers.append(numpy_helper.from_array(bias.astype(weight_dtype), param_name(layer.name, "bias")))
-        previous = tensor(layer.name)
-    for name in features:
-        if suffix:
-            nodes.append(helper.make_node("Cast", [tensor(name)], [name], name=name + ".cast", to=io))
-
-    if grams and not config.static:
-        initializers += [
-            numpy_helper.from_array(np.array([1], dtype=np.int64), "gram.chw_start"),
-            numpy_helper.from_array(np.array([4], dtype=np.int64), "gram.chw_end"),
-        ]
-    if grams:
-        initializers.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "gram.flat_shape"))
-    shapes = _shapes(table, config.static)
-    for name in grams:
-        # The Gram is float32 in every graph: the sum of H*W products overflows fp16's 65504.
-        if compute == TensorProto.FLOAT:
-            source = tensor(name)
-        elif name in features and io == TensorProto.FLOAT:
-            source = name  # the float32 output, cast once
-        else:
-            source = gram_output(name) + ".features"
-            nodes.append(helper.make_node("Cast", [tensor(name)], [source], name=source, to=TensorProto.FLOAT))
-        out = gram_output(name)
-        result = out if io == TensorProto.FLOAT else out + ".fp32"
-        if config.static:
-            _, c, h, w = shapes[name]
-            scale = f"gram.scale.{name}"
-            initializers.append(numpy_helper.from_array(np.array(1 / np.sqrt(c * h * w), dtype=np.float32), scale))
-            nodes += _gram_nodes(helper, TensorProto, source, result, scale)
-        else:
-            nodes += _gram_nodes(helper, TensorProto, source, result, None)
-        if result != out:
-            nodes.append(helper.make_node("Cast", [result], [out], name=out, to=io))
-
+    graph = _GraphBuilder(config, _shapes(table, config.static))
+    graph.preprocess(weights.mean_pixel)
+    graph.network(table, weights)
+    graph.feature_outputs(features)
+    graph.gram_outputs(grams, features)
     batch, height, width = config.static or ("N", "H", "W")
-    outputs = [helper.make_tensor_value_info(name, io, list(shapes[name])) for name in features]
-    outputs += [
-        helper.make_tensor_value_info(gram_output(name), io, [batch, shapes[name][1], shapes[name][1]])
-        for name in grams
-    ]
-    graph = helper.make_graph(
-        nodes,
-        f"{weights.architecture}_nst",
-        [helper.make_tensor_value_info(INPUT_NAME, io, [batch, 3, height, width])],
-        outputs,
-        initializer=initializers,
-    )
     model = helper.make_model(
-        graph,
+        helper.make_graph(
+            graph.nodes,
+            f"{weights.architecture}_nst",
+            [helper.make_tensor_value_info(INPUT_NAME, graph.io, [batch, 3, height, width])],
+            graph.outputs(features, grams),
+            initializer=graph.initializers,
+        ),
         opset_imports=[helper.make_opsetid("", config.opset)],
         producer_name="nst",
         doc_string=f"{weights.architecture} feature extractor for neural style transfer. "
@@ -224,15 +158,22 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     )
     # The oldest IR version that carries this opset (8 for 17): readable by the most runtimes.
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
-    conv_names = [layer.name for layer in table if layer.kind == "conv"]
-    info = ModelInfo(
+    write_metadata(model, _model_info(weights, config, table, layers, grams))
+    check_graph(model)
+    return model
+
+
+def _model_info(weights: VGGWeights, config: ExportConfig, table: tuple[Layer, ...], layers: tuple[str, ...],
+                grams: tuple[str, ...]) -> ModelInfo:  # fmt: skip
+    """What the graph says about itself (its nst.* metadata)."""
+    return ModelInfo(
         path=Path(),
         architecture=weights.architecture,
         layers=layers,
         grams=grams,
         pooling=config.pooling,
         mean_pixel=weights.mean_pixel,
-        weights_sha256=weights_digest(weights, conv_names),
+        weights_sha256=weights_digest(weights, [layer.name for layer in table if layer.kind == "conv"]),
         source_sha256=weights.source_sha256,
         kernel_axes=weights.kernel_axes,
         gram_normalization=GRAM_NORMALIZATION,
@@ -242,9 +183,122 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
         static=config.static,
         outputs=config.outputs if grams or config.outputs == "grams" else "features",
     )
-    write_metadata(model, info)
-    check_graph(model)
-    return model
+
+
+class _GraphBuilder:
+    """The nodes and initializers of one extractor graph, added section by section."""
+
+    def __init__(self, config: ExportConfig, shapes: dict[str, tuple]):
+        from onnx import TensorProto
+
+        self.config, self.shapes = config, shapes
+        self.compute = TensorProto.FLOAT16 if config.precision == "fp16" else TensorProto.FLOAT
+        self.io = TensorProto.FLOAT16 if config.io == "fp16" else TensorProto.FLOAT
+        self.weight_dtype = np.float16 if config.precision == "fp16" else np.float32
+        # Internal tensors carry the layer's name when they are in the outputs' type; otherwise
+        # the name is the output's, cast (relu4_2 = Cast(relu4_2.fp16)).
+        self.suffix = "" if self.compute == self.io else "." + config.precision
+        self.nodes: list = []
+        self.initializers: list = []
+        self.previous = INPUT_NAME  # the tensor the next section reads
+
+    def tensor(self, name: str) -> str:
+        return name + self.suffix
+
+    def preprocess(self, mean_pixel: np.ndarray) -> None:
+        """image (fp16 input cast up) - mean pixel, in float32 whatever the precision: fp16
+        pixels near 255 are 1/8 apart; then cast to the compute type."""
+        from onnx import TensorProto, helper, numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), MEAN_PIXEL))
+        pixels = INPUT_NAME
+        if self.config.io == "fp16":
+            self.nodes.append(
+                helper.make_node("Cast", [INPUT_NAME], ["image.fp32"], name="image.fp32", to=TensorProto.FLOAT)
+            )
+            pixels = "image.fp32"
+        self.nodes.append(helper.make_node("Sub", [pixels, MEAN_PIXEL], ["preprocessed"], name="preprocess"))
+        self.previous = "preprocessed"
+        if self.config.precision == "fp16":
+            self.nodes.append(
+                helper.make_node(
+                    "Cast", ["preprocessed"], ["preprocessed.fp16"], name="preprocessed.fp16", to=self.compute
+                )
+            )
+            self.previous = "preprocessed.fp16"
+
+    def network(self, table: tuple[Layer, ...], weights: VGGWeights) -> None:
+        """Every layer of `table` in order, with each conv's weights as initializers."""
+        from onnx import helper, numpy_helper
+
+        for layer in table:
+            self.nodes.append(_layer_node(helper, layer, self.previous, self.tensor(layer.name), self.config.pooling))
+            if layer.kind == "conv":
+                kernel, bias = weights.convs[layer.name]
+                expected = (layer.out_channels, layer.in_channels, 3, 3)
+                if kernel.shape != expected:
+                    raise LayerError(f"{layer.name}: kernel shape {kernel.shape}, expected {expected}")
+                for kind, value in (("weight", kernel), ("bias", bias)):
+                    self.initializers.append(
+                        numpy_helper.from_array(value.astype(self.weight_dtype), param_name(layer.name, kind))
+                    )
+            self.previous = self.tensor(layer.name)
+
+    def feature_outputs(self, features: tuple[str, ...]) -> None:
+        """Features computed in another type than the outputs' are cast to it."""
+        from onnx import helper
+
+        if self.suffix:
+            for name in features:
+                self.nodes.append(
+                    helper.make_node("Cast", [self.tensor(name)], [name], name=name + ".cast", to=self.io)
+                )
+
+    def gram_outputs(self, grams: tuple[str, ...], features: tuple[str, ...]) -> None:
+        """gram_<layer> for each of `grams`, always in float32: the sum of H*W products
+        overflows fp16's 65504."""
+        from onnx import TensorProto, helper, numpy_helper
+
+        static = self.config.static
+        if grams and not static:
+            self.initializers += [
+                numpy_helper.from_array(np.array([1], dtype=np.int64), "gram.chw_start"),
+                numpy_helper.from_array(np.array([4], dtype=np.int64), "gram.chw_end"),
+            ]
+        if grams:
+            self.initializers.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "gram.flat_shape"))
+        for name in grams:
+            if self.compute == TensorProto.FLOAT:
+                source = self.tensor(name)
+            elif name in features and self.io == TensorProto.FLOAT:
+                source = name  # the float32 output, cast once
+            else:
+                source = gram_output(name) + ".features"
+                self.nodes.append(
+                    helper.make_node("Cast", [self.tensor(name)], [source], name=source, to=TensorProto.FLOAT)
+                )
+            out = gram_output(name)
+            result = out if self.io == TensorProto.FLOAT else out + ".fp32"
+            scale = None
+            if static:
+                _, c, h, w = self.shapes[name]
+                scale = f"gram.scale.{name}"
+                value = np.array(1 / np.sqrt(c * h * w), dtype=np.float32)
+                self.initializers.append(numpy_helper.from_array(value, scale))
+            self.nodes += _gram_nodes(helper, TensorProto, source, result, scale)
+            if result != out:
+                self.nodes.append(helper.make_node("Cast", [result], [out], name=out, to=self.io))
+
+    def outputs(self, features: tuple[str, ...], grams: tuple[str, ...]) -> list:
+        from onnx import helper
+
+        batch = self.config.static[0] if self.config.static else "N"
+        return [helper.make_tensor_value_info(name, self.io, list(self.shapes[name])) for name in features] + [
+            helper.make_tensor_value_info(
+                gram_output(name), self.io, [batch, self.shapes[name][1], self.shapes[name][1]]
+            )
+            for name in grams
+        ]
 
 
 def check_graph(model) -> None:
