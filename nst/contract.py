@@ -217,9 +217,25 @@ def model_info(model: Any, path: str | Path) -> ModelInfo:
 
 
 # Every nst.* key `ModelInfo.to_props` writes: a file of this format version holds them all.
-_REQUIRED = ("architecture", "layers", "grams", "gram_normalization", "mean_pixel", "pooling", "kernel_axes",
-             "source_sha256", "weights_sha256", "opset", "precision", "io", "static", "outputs", "gram_precision",
-             "quantize", "calibration")  # fmt: skip
+_REQUIRED = (
+    "architecture",
+    "layers",
+    "grams",
+    "gram_normalization",
+    "mean_pixel",
+    "pooling",
+    "kernel_axes",
+    "source_sha256",
+    "weights_sha256",
+    "opset",
+    "precision",
+    "io",
+    "static",
+    "outputs",
+    "gram_precision",
+    "quantize",
+    "calibration",
+)
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

@@ -98,8 +98,16 @@ def run_ray(
             ray.shutdown()
 
 
-def _run(ray: Any, jobs: Sequence[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent,
-         on_outcome: OnOutcome) -> None:  # fmt: skip
+def _run(
+    ray: Any,
+    jobs: Sequence[Job],
+    inputs: Inputs,
+    execution: Execution,
+    *,
+    device: str,
+    on_event: OnEvent,
+    on_outcome: OnOutcome,
+) -> None:
     from ray.util.queue import Queue
 
     cpus_per_task, retries = execution.cpus_per_task, execution.retries
@@ -174,8 +182,9 @@ def _first_line(exc: BaseException) -> str:
 _SESSIONS: dict[str, Worker] = {}  # this worker process's session, by Shared.key
 
 
-def _ray_task(job: Job, content: bytes, key: str, shared_ref: list[Any], device: str, threads: int,
-              events: Any) -> Outcome:  # fmt: skip
+def _ray_task(
+    job: Job, content: bytes, key: str, shared_ref: list[Any], device: str, threads: int, events: Any
+) -> Outcome:
     """One output on a Ray worker: the content's bytes in, the encoded output back. The
     shared inputs come in a list, so that Ray does not fetch them for every task."""
     set_threads(threads)

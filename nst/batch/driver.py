@@ -93,8 +93,13 @@ def stylize_batch(
     _check_styles(style_paths, target_path)
     if execution.ray is None:
         check_provider(config.provider)  # one that cannot run here fails once, before any work
-    jobs = make_jobs(expand_contents(contents, exclude=outdir), parameter_sets(sweep, config), config, name=name,
-                     style=style_label(style_paths, target_path))  # fmt: skip
+    jobs = make_jobs(
+        expand_contents(contents, exclude=outdir),
+        parameter_sets(sweep, config),
+        config,
+        name=name,
+        style=style_label(style_paths, target_path),
+    )
     model_path = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
     manifest = _open_folder(outdir)
     report: OnEvent = callback or (lambda event: None)
@@ -124,8 +129,9 @@ def stylize_batch(
     return [results[job.index] for job in jobs]
 
 
-def _run(jobs: list[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent,
-         on_outcome: OnOutcome) -> None:  # fmt: skip
+def _run(
+    jobs: list[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+) -> None:
     if execution.ray is not None:
         from nst.batch.cluster import run_ray
 
@@ -136,8 +142,15 @@ def _run(jobs: list[Job], inputs: Inputs, execution: Execution, *, device: str, 
     if count <= 1:
         run_sequential(jobs, inputs, device=devices[0], on_event=on_event, on_outcome=on_outcome)
     else:
-        run_pool(jobs, inputs, workers=count, threads=threads_per_worker(count), devices=devices,
-                 on_event=on_event, on_outcome=on_outcome)  # fmt: skip
+        run_pool(
+            jobs,
+            inputs,
+            workers=count,
+            threads=threads_per_worker(count),
+            devices=devices,
+            on_event=on_event,
+            on_outcome=on_outcome,
+        )
 
 
 def local_devices(device: str) -> list[str]:
@@ -172,8 +185,13 @@ def _check_styles(styles: tuple[Path, ...], targets: Path | None) -> None:
             raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
 
 
-def _check_model(model: str | Path | None, config: StylizeConfig, configs: list[StylizeConfig],
-                 styles: tuple[Path, ...], targets: Path | None) -> Path:  # fmt: skip
+def _check_model(
+    model: str | Path | None,
+    config: StylizeConfig,
+    configs: list[StylizeConfig],
+    styles: tuple[Path, ...],
+    targets: Path | None,
+) -> Path:
     """The model's path, and every check that would fail each output alike, made once now:
     the model opens, the targets belong to it, the styles match the blend and scales."""
     from nst.runtime.stylize import style_blend, style_scales
@@ -206,10 +224,17 @@ def _skipped(job: Job, outdir: Path, manifest: Manifest, styles: tuple[Path, ...
     """An output that exists: as the manifest last recorded it (a line is added if it has none)."""
     before = manifest.records.get(job.output)
     made = before is not None and before.get("status") == "ok"
-    result = BatchResult(outdir / job.output, job.content, "skipped", job.row, job.column, job.parameters,
-                         before["seed"] if made and before else job.config.seed,
-                         loss=before.get("loss") if made and before else None,
-                         seconds=before.get("seconds") if made and before else None)  # fmt: skip
+    result = BatchResult(
+        outdir / job.output,
+        job.content,
+        "skipped",
+        job.row,
+        job.column,
+        job.parameters,
+        before["seed"] if made and before else job.config.seed,
+        loss=before.get("loss") if made and before else None,
+        seconds=before.get("seconds") if made and before else None,
+    )
     if not made:
         manifest.append(_record(result, job, styles, targets))
     return result
@@ -224,9 +249,21 @@ def _write(job: Job, outcome: Outcome, outdir: Path, *, overwrite: bool) -> Batc
         except OutputError as exc:
             error = str(exc)
     loss = outcome.loss if outcome.loss is not None and math.isfinite(outcome.loss) else None
-    return BatchResult(path, job.content, "failed" if error else "ok", job.row, job.column, job.parameters,
-                       job.config.seed, loss=loss, seconds=outcome.seconds, error=error, worker=outcome.worker,
-                       history=tuple(outcome.history), warnings=tuple(outcome.warnings))  # fmt: skip
+    return BatchResult(
+        path,
+        job.content,
+        "failed" if error else "ok",
+        job.row,
+        job.column,
+        job.parameters,
+        job.config.seed,
+        loss=loss,
+        seconds=outcome.seconds,
+        error=error,
+        worker=outcome.worker,
+        history=tuple(outcome.history),
+        warnings=tuple(outcome.warnings),
+    )
 
 
 def _record(result: BatchResult, job: Job, styles: tuple[Path, ...], targets: Path | None) -> dict[str, Any]:

@@ -68,8 +68,13 @@ def contact_sheet(results: Sequence[Any], *, style: str, cell: int = 192) -> Ima
     columns = {r.column: column_label(r.parameters, style) for r in results}
     measure = ImageDraw.Draw(PILImage.new("RGB", (1, 1)))
     widest = max((measure.textlength(name, font=font) for name in rows.values()), default=0)
-    layout = Layout(max(rows) + 1, max(columns) + 1, cell, int(min(widest, 2 * cell)) + MARGIN,
-                    max(len(lines) for lines in columns.values()))  # fmt: skip
+    layout = Layout(
+        max(rows) + 1,
+        max(columns) + 1,
+        cell,
+        int(min(widest, 2 * cell)) + MARGIN,
+        max(len(lines) for lines in columns.values()),
+    )
     sheet = PILImage.new("RGB", layout.size, BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for (row, column), image in images.items():

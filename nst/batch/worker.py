@@ -82,8 +82,18 @@ class Worker:
             now = time.perf_counter()
             if report is not None and (now - last[0] >= every or step.iteration == step.iterations):
                 last[0] = now
-                report(BatchEvent("step", job.index, job.output, iteration=step.iteration, iterations=step.iterations,
-                                  loss=step.total, terms=dict(step.terms), elapsed=step.elapsed))  # fmt: skip
+                report(
+                    BatchEvent(
+                        "step",
+                        job.index,
+                        job.output,
+                        iteration=step.iteration,
+                        iterations=step.iterations,
+                        loss=step.total,
+                        terms=dict(step.terms),
+                        elapsed=step.elapsed,
+                    )
+                )
 
         outcome = Outcome(job.index, worker=worker_name())
         try:
@@ -97,8 +107,9 @@ class Worker:
                     outcome.warnings.append(str(w.message))
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            text = self.session.provenance(job.config, content=job.content, styles=self.inputs.styles,
-                                           targets=self.inputs.targets)  # fmt: skip
+            text = self.session.provenance(
+                job.config, content=job.content, styles=self.inputs.styles, targets=self.inputs.targets
+            )
             outcome.data = encode_image(image, job.output, text=text)
             outcome.loss = final_loss(rows)
         except NSTError as exc:

@@ -91,10 +91,21 @@ if TYPE_CHECKING:
     help="Ray: times a task is retried when its worker dies, before its output is reported failed.",
 )
 @stylize_options
-def stylize_batch_cmd(contents: tuple[str, ...], styles: tuple[Path, ...], outdir: Path, name: str,
-                      sweep: tuple[str, ...], contact_sheet: Path | None, workers: int | None,
-                      ray_address: str | None, cpus_per_task: int, retries: int, source: ModelSource,
-                      report: Reporting, options: dict[str, Any]) -> None:  # fmt: skip
+def stylize_batch_cmd(
+    contents: tuple[str, ...],
+    styles: tuple[Path, ...],
+    outdir: Path,
+    name: str,
+    sweep: tuple[str, ...],
+    contact_sheet: Path | None,
+    workers: int | None,
+    ray_address: str | None,
+    cpus_per_task: int,
+    retries: int,
+    source: ModelSource,
+    report: Reporting,
+    options: dict[str, Any],
+) -> None:
     """Stylize every CONTENT (image files, folders of images, or quoted globs) with the
     --style images (or --targets), into OUTDIR.
 
@@ -204,15 +215,27 @@ def _run(batch: Batch, *, model: Path, config: StylizeConfig, report: Reporting)
 
     try:
         results = stylize_batch(
-            batch.contents, outdir=batch.outdir, styles=batch.styles, targets=batch.targets, config=config,
-            model=model, sweep=batch.sweep, name=batch.name, overwrite=report.overwrite, execution=batch.execution,
-            history=report.log or report.plot, callback=on_event,
-        )  # fmt: skip
+            batch.contents,
+            outdir=batch.outdir,
+            styles=batch.styles,
+            targets=batch.targets,
+            config=config,
+            model=model,
+            sweep=batch.sweep,
+            name=batch.name,
+            overwrite=report.overwrite,
+            execution=batch.execution,
+            history=report.log or report.plot,
+            callback=on_event,
+        )
     except BatchInterrupted as stop:
         display.close()
         made = sum(r.status == "ok" for r in stop.results)
-        click.echo(f"Interrupted: {made} output(s) written this run, kept in {batch.outdir}; run the same command "
-                   "again to finish (existing outputs are skipped)", err=True)  # fmt: skip
+        click.echo(
+            f"Interrupted: {made} output(s) written this run, kept in {batch.outdir}; run the same command "
+            "again to finish (existing outputs are skipped)",
+            err=True,
+        )
         sys.exit(INTERRUPTED)
     finally:
         display.close()

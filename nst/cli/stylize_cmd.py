@@ -46,8 +46,16 @@ if TYPE_CHECKING:
     "with the same CONTENT and STYLEs; options not given are the saved run's.",
 )
 @stylize_options
-def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoint_output: str | None,
-                resume: Path | None, source: ModelSource, report: Reporting, options: dict[str, Any]) -> None:  # fmt: skip
+def stylize_cmd(
+    content: Path,
+    styles: tuple[Path, ...],
+    output: Path,
+    checkpoint_output: str | None,
+    resume: Path | None,
+    source: ModelSource,
+    report: Reporting,
+    options: dict[str, Any],
+) -> None:
     """Stylize CONTENT with the STYLE images (or --targets) and write OUTPUT.
 
     The content is resized so that its long side is --size px (512 by default); styles are
@@ -94,8 +102,17 @@ def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
             )
 
 
-def _run(content: Path, styles: tuple[Path, ...], *, model: Path, targets: Path | None, config: StylizeConfig,
-         paths: OutputPaths, state: RunState | None, report: Reporting) -> None:  # fmt: skip
+def _run(
+    content: Path,
+    styles: tuple[Path, ...],
+    *,
+    model: Path,
+    targets: Path | None,
+    config: StylizeConfig,
+    paths: OutputPaths,
+    state: RunState | None,
+    report: Reporting,
+) -> None:
     from nst.cli.outputs import save_final
     from nst.cli.progress import StepDisplay
     from nst.runtime.record import final_loss
@@ -136,8 +153,9 @@ def _run(content: Path, styles: tuple[Path, ...], *, model: Path, targets: Path 
     )
 
 
-def _recorder(display: StepDisplay, rows: list[dict[str, Any]], paths: OutputPaths, text: dict[str, str], *,
-              overwrite: bool) -> Callable[[Step], None]:  # fmt: skip
+def _recorder(
+    display: StepDisplay, rows: list[dict[str, Any]], paths: OutputPaths, text: dict[str, str], *, overwrite: bool
+) -> Callable[[Step], None]:
     """The run's callback: the progress display, the history rows, and at checkpoint
     iterations the checkpoint image with its state."""
     from nst.runtime.images import save_image
@@ -155,8 +173,9 @@ def _recorder(display: StepDisplay, rows: list[dict[str, Any]], paths: OutputPat
     return on_step
 
 
-def _keep_interrupted(stop: StylizeInterrupted, rows: list[dict[str, Any]], paths: OutputPaths,
-                      text: dict[str, str], *, overwrite: bool) -> NoReturn:  # fmt: skip
+def _keep_interrupted(
+    stop: StylizeInterrupted, rows: list[dict[str, Any]], paths: OutputPaths, text: dict[str, str], *, overwrite: bool
+) -> NoReturn:
     """Ctrl-C: the best image so far, the log, and the state to resume from; exit 130."""
     from nst.cli.outputs import save_final
     from nst.runtime.state import save_state, state_path

@@ -20,14 +20,12 @@ import numpy as np
 from nst.contract import (
     GRAM_NORMALIZATION,
     INPUT_NAME,
-    MEAN_PIXEL,
     ModelInfo,
-    gram_output,
     input_convention,
-    param_name,
     write_metadata,
 )
-from nst.errors import ConfigError, LayerError, option_name
+from nst.errors import ConfigError, option_name
+from nst.export.graph_nodes import GraphBuilder, layer_shapes
 from nst.models.layers import DEFAULT_LAYERS, STYLE_LAYERS, Layer, Pooling, check_layers, truncated_table
 from nst.models.weights import VGGWeights
 
@@ -137,7 +135,8 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     layers, grams = graph_layers(weights.architecture, config)
     table = truncated_table(weights.architecture, layers)
     features = layers if config.outputs != "grams" else ()
-    graph = _GraphBuilder(config, _shapes(table, config.static))
+    graph = GraphBuilder(precision=config.precision, io=config.io, pooling=config.pooling, static=config.static,
+                         shapes=layer_shapes(table, config.static))  # fmt: skip
     graph.preprocess(weights.mean_pixel)
     graph.network(table, weights)
     graph.feature_outputs(features)
@@ -163,8 +162,9 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     return model
 
 
-def _model_info(weights: VGGWeights, config: ExportConfig, table: tuple[Layer, ...], layers: tuple[str, ...],
-                grams: tuple[str, ...]) -> ModelInfo:  # fmt: skip
+def _model_info(
+    weights: VGGWeights, config: ExportConfig, table: tuple[Layer, ...], layers: tuple[str, ...], grams: tuple[str, ...]
+) -> ModelInfo:
     """What the graph says about itself (its nst.* metadata)."""
     return ModelInfo(
         path=Path(),
@@ -185,191 +185,9 @@ def _model_info(weights: VGGWeights, config: ExportConfig, table: tuple[Layer, .
     )
 
 
-class _GraphBuilder:
-    """The nodes and initializers of one extractor graph, added section by section."""
-
-    def __init__(self, config: ExportConfig, shapes: dict[str, tuple]):
-        from onnx import TensorProto
-
-        self.config, self.shapes = config, shapes
-        self.compute = TensorProto.FLOAT16 if config.precision == "fp16" else TensorProto.FLOAT
-        self.io = TensorProto.FLOAT16 if config.io == "fp16" else TensorProto.FLOAT
-        self.weight_dtype = np.float16 if config.precision == "fp16" else np.float32
-        # Internal tensors carry the layer's name when they are in the outputs' type; otherwise
-        # the name is the output's, cast (relu4_2 = Cast(relu4_2.fp16)).
-        self.suffix = "" if self.compute == self.io else "." + config.precision
-        self.nodes: list = []
-        self.initializers: list = []
-        self.previous = INPUT_NAME  # the tensor the next section reads
-
-    def tensor(self, name: str) -> str:
-        return name + self.suffix
-
-    def preprocess(self, mean_pixel: np.ndarray) -> None:
-        """image (fp16 input cast up) - mean pixel, in float32 whatever the precision: fp16
-        pixels near 255 are 1/8 apart; then cast to the compute type."""
-        from onnx import TensorProto, helper, numpy_helper
-
-        self.initializers.append(numpy_helper.from_array(mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), MEAN_PIXEL))
-        pixels = INPUT_NAME
-        if self.config.io == "fp16":
-            self.nodes.append(
-                helper.make_node("Cast", [INPUT_NAME], ["image.fp32"], name="image.fp32", to=TensorProto.FLOAT)
-            )
-            pixels = "image.fp32"
-        self.nodes.append(helper.make_node("Sub", [pixels, MEAN_PIXEL], ["preprocessed"], name="preprocess"))
-        self.previous = "preprocessed"
-        if self.config.precision == "fp16":
-            self.nodes.append(
-                helper.make_node(
-                    "Cast", ["preprocessed"], ["preprocessed.fp16"], name="preprocessed.fp16", to=self.compute
-                )
-            )
-            self.previous = "preprocessed.fp16"
-
-    def network(self, table: tuple[Layer, ...], weights: VGGWeights) -> None:
-        """Every layer of `table` in order, with each conv's weights as initializers."""
-        from onnx import helper, numpy_helper
-
-        for layer in table:
-            self.nodes.append(_layer_node(helper, layer, self.previous, self.tensor(layer.name), self.config.pooling))
-            if layer.kind == "conv":
-                kernel, bias = weights.convs[layer.name]
-                expected = (layer.out_channels, layer.in_channels, 3, 3)
-                if kernel.shape != expected:
-                    raise LayerError(f"{layer.name}: kernel shape {kernel.shape}, expected {expected}")
-                for kind, value in (("weight", kernel), ("bias", bias)):
-                    self.initializers.append(
-                        numpy_helper.from_array(value.astype(self.weight_dtype), param_name(layer.name, kind))
-                    )
-            self.previous = self.tensor(layer.name)
-
-    def feature_outputs(self, features: tuple[str, ...]) -> None:
-        """Features computed in another type than the outputs' are cast to it."""
-        from onnx import helper
-
-        if self.suffix:
-            for name in features:
-                self.nodes.append(
-                    helper.make_node("Cast", [self.tensor(name)], [name], name=name + ".cast", to=self.io)
-                )
-
-    def gram_outputs(self, grams: tuple[str, ...], features: tuple[str, ...]) -> None:
-        """gram_<layer> for each of `grams`, always in float32: the sum of H*W products
-        overflows fp16's 65504."""
-        from onnx import TensorProto, helper, numpy_helper
-
-        static = self.config.static
-        if grams and not static:
-            self.initializers += [
-                numpy_helper.from_array(np.array([1], dtype=np.int64), "gram.chw_start"),
-                numpy_helper.from_array(np.array([4], dtype=np.int64), "gram.chw_end"),
-            ]
-        if grams:
-            self.initializers.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "gram.flat_shape"))
-        for name in grams:
-            if self.compute == TensorProto.FLOAT:
-                source = self.tensor(name)
-            elif name in features and self.io == TensorProto.FLOAT:
-                source = name  # the float32 output, cast once
-            else:
-                source = gram_output(name) + ".features"
-                self.nodes.append(
-                    helper.make_node("Cast", [self.tensor(name)], [source], name=source, to=TensorProto.FLOAT)
-                )
-            out = gram_output(name)
-            result = out if self.io == TensorProto.FLOAT else out + ".fp32"
-            scale = None
-            if static:
-                _, c, h, w = self.shapes[name]
-                scale = f"gram.scale.{name}"
-                value = np.array(1 / np.sqrt(c * h * w), dtype=np.float32)
-                self.initializers.append(numpy_helper.from_array(value, scale))
-            self.nodes += _gram_nodes(helper, TensorProto, source, result, scale)
-            if result != out:
-                self.nodes.append(helper.make_node("Cast", [result], [out], name=out, to=self.io))
-
-    def outputs(self, features: tuple[str, ...], grams: tuple[str, ...]) -> list:
-        from onnx import helper
-
-        batch = self.config.static[0] if self.config.static else "N"
-        return [helper.make_tensor_value_info(name, self.io, list(self.shapes[name])) for name in features] + [
-            helper.make_tensor_value_info(
-                gram_output(name), self.io, [batch, self.shapes[name][1], self.shapes[name][1]]
-            )
-            for name in grams
-        ]
-
-
 def check_graph(model) -> None:
     """onnx.checker with full checks, and shape inference in strict mode (raises on any error)."""
     import onnx
 
     onnx.checker.check_model(model, full_check=True)
     onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-
-
-def _layer_node(helper, layer: Layer, previous: str, output: str, pooling: str):
-    if layer.kind == "conv":
-        weight, bias = param_name(layer.name, "weight"), param_name(layer.name, "bias")
-        return helper.make_node(
-            "Conv", [previous, weight, bias], [output], name=layer.name, kernel_shape=[3, 3], pads=[1, 1, 1, 1]
-        )
-    if layer.kind == "relu":
-        return helper.make_node("Relu", [previous], [output], name=layer.name)
-    # ceil_mode: odd sizes give ceil(h/2) rows, the partial window holding only real
-    # pixels, like the reference's TF 'SAME' pooling.
-    extra = {"count_include_pad": 0} if pooling == "avg" else {}
-    op = "MaxPool" if pooling == "max" else "AveragePool"
-    return helper.make_node(
-        op, [previous], [output], name=layer.name, kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, **extra
-    )
-
-
-def _shapes(table: tuple[Layer, ...], static: tuple[int, int, int] | None) -> dict[str, tuple]:
-    """Each layer's output shape: (N, C, h, w) numbers for a static graph, named dims otherwise."""
-    shapes: dict[str, tuple] = {}
-    channels, level = 3, 0
-    h, w = (static[1], static[2]) if static else (0, 0)
-    for layer in table:
-        if layer.kind == "conv":
-            channels = layer.out_channels
-        elif layer.kind == "pool":
-            level += 1
-            h, w = (h + 1) // 2, (w + 1) // 2  # ceil_mode
-        if static:
-            shapes[layer.name] = (static[0], channels, h, w)
-        else:
-            shapes[layer.name] = ("N", channels, f"H{level}", f"W{level}")
-    return shapes
-
-
-def _gram_nodes(helper, TensorProto, name: str, out: str, scale: str | None) -> list:
-    """out = (F / sqrt(C*H*W)) (F / sqrt(C*H*W))^T = F F^T / (C*H*W), F = `name`'s features
-    as (N, C, H*W). `scale`: the initializer holding 1 / sqrt(C*H*W) (a static graph); None:
-    computed from the features' shape.
-
-    Scaling before the product keeps its terms small, and keeps a float multiply between an
-    int8 graph's DequantizeLinear and the MatMul: onnxruntime would otherwise fuse them into
-    an integer matmul, whose int32 sum overflows at 512 px (measured: 100 % error on relu1_1).
-    """
-    p = out + "."
-    nodes = []
-    if scale is None:
-        scale = p + "scale"
-        nodes += [
-            helper.make_node("Shape", [name], [p + "shape"], name=p + "shape"),
-            helper.make_node("Slice", [p + "shape", "gram.chw_start", "gram.chw_end"], [p + "chw"], name=p + "chw"),
-            # No axes: reduce all, the same in opset 13 (axes an attribute) and 18+ (an input).
-            helper.make_node("ReduceProd", [p + "chw"], [p + "size_i"], name=p + "size_i", keepdims=0),
-            helper.make_node("Cast", [p + "size_i"], [p + "size"], name=p + "size", to=TensorProto.FLOAT),
-            helper.make_node("Sqrt", [p + "size"], [p + "root"], name=p + "root"),
-            helper.make_node("Reciprocal", [p + "root"], [scale], name=scale),
-        ]
-    return [
-        *nodes,
-        helper.make_node("Mul", [name, scale], [p + "scaled"], name=p + "scaled"),  # F / sqrt(CHW)
-        helper.make_node("Reshape", [p + "scaled", "gram.flat_shape"], [p + "flat"], name=p + "flat"),  # (N, C, HW)
-        helper.make_node("Transpose", [p + "flat"], [p + "flat_t"], name=p + "flat_t", perm=[0, 2, 1]),
-        helper.make_node("MatMul", [p + "flat", p + "flat_t"], [out], name=out),  # (N, C, C)
-    ]

@@ -216,8 +216,9 @@ class _StyleLoader:
     """Style images read, hashed and resized in worker threads a few images ahead of the
     extractor (not all of them in memory at once); `sources` fills in as they load."""
 
-    def __init__(self, paths: Sequence[Path], scales: tuple[float, ...], *, size: int | None, width: int | None,
-                 ahead: int):  # fmt: skip
+    def __init__(
+        self, paths: Sequence[Path], scales: tuple[float, ...], *, size: int | None, width: int | None, ahead: int
+    ):
         self.paths, self.scales, self.size, self.width = paths, scales, size, width
         self.ahead = max(2, ahead)
         self.sources: list[StyleSource | None] = [None] * len(paths)

@@ -47,8 +47,14 @@ class Step:
 
     def row(self) -> dict[str, Any]:
         """The step as a JSON row (the loss log, a run state's history)."""
-        return {"iteration": self.iteration, "stage": self.stage, "size": list(self.size), "elapsed": self.elapsed,
-                "total": self.total, "terms": dict(self.terms)}  # fmt: skip
+        return {
+            "iteration": self.iteration,
+            "stage": self.stage,
+            "size": list(self.size),
+            "elapsed": self.elapsed,
+            "total": self.total,
+            "terms": dict(self.terms),
+        }
 
 
 class NonFiniteLoss(ArithmeticError):

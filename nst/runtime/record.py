@@ -20,8 +20,17 @@ LOG_SUFFIX = ".losses.csv"
 PLOT_SUFFIX = ".losses.png"
 
 
-def provenance(config: StylizeConfig, *, content: Any, styles: Sequence[Any], model: Path, weights_sha256: str,
-               targets: Path | None, device: str, precision: str) -> dict[str, str]:  # fmt: skip
+def provenance(
+    config: StylizeConfig,
+    *,
+    content: Any,
+    styles: Sequence[Any],
+    model: Path,
+    weights_sha256: str,
+    targets: Path | None,
+    device: str,
+    precision: str,
+) -> dict[str, str]:
     """The PNG text chunks: the options that applied (seed included), what the image was made
     from, and where: enough to reproduce it."""
     values = applied_options(config)

@@ -126,8 +126,9 @@ class Run:
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = (image.detach().clone() if resumed else image.detach()).requires_grad_(True)
         precision, layout = autocast(self.device, self.config.precision), channels_last(self.device)
-        terms = objective_terms(self.model, content, style_grams, self.plan.blend, self.config,
-                                precision=precision, channels_last=layout)  # fmt: skip
+        terms = objective_terms(
+            self.model, content, style_grams, self.plan.blend, self.config, precision=precision, channels_last=layout
+        )
         objective = Objective(
             self.model,
             [*terms, *self.plan.extra_terms],
