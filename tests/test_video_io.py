@@ -116,7 +116,7 @@ def test_frames_resize_on_reading(with_sound):
     assert len(small) == 8 and small[0].shape == (48, 64, 3)
 
 
-@pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="PyAV < 17")
+@pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="PyAV < 17.1")
 def test_a_rotated_video_reads_upright(tmp_path):
     coded = np.zeros((32, 64, 3), np.uint8)
     coded[:, :8] = 255  # a bright band down the left edge of the coded (landscape) frame
