@@ -57,8 +57,19 @@ def test_the_cache_serves_a_second_run_without_estimating(tmp_path, monkeypatch)
     again = cache.pair(earlier, later, keys=(frame_key(earlier), frame_key(later)))
     assert (cache.hits, cache.misses) == (1, 0)
     for name in ("forward", "backward", "reliable_later", "reliable_earlier"):
-        assert np.array_equal(getattr(first, name), getattr(again, name))
+        assert getattr(again, name).dtype == np.float32
+        assert np.array_equal(getattr(first, name), getattr(again, name))  # estimated or read back: the same
     assert len(list((tmp_path / "flow").iterdir())) == 1  # nothing but the one pair, no temporary file
+
+
+def test_the_cache_rounds_flows_and_masks_within_what_warping_notices(tmp_path):
+    earlier, later = pan(2, (3, 2))
+    exact = frame_pair(earlier, later)
+    cached = FlowCache(tmp_path).pair(earlier, later)
+    assert np.abs(cached.backward - exact.backward).max() < 0.005  # float16 below 4 px of motion
+    assert np.abs(cached.reliable_later - exact.reliable_later).max() <= 0.5 / 255 + 1e-7
+    # 10 bytes a pixel, and the zip headers.
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) < 96 * 128 * 10 + 4000
 
 
 def test_the_cache_key_is_the_frames_and_the_settings(tmp_path):
