@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nst.runtime.config import Step, StylizeConfig
+from nst.runtime.device import cpu_has_bf16
 from nst.video.temporal import TemporalTerm, temporal_term
 
 MEAN = torch.tensor([123.68, 116.779, 103.939]).reshape(1, 3, 1, 1)
@@ -89,10 +90,14 @@ def test_the_term_checks_its_inputs():
         temporal_term([warped], [np.ones((8, 8))], weight=1.0, loss_scale="balanced")
 
 
-def test_a_stylization_is_held_to_the_warped_previous_output(vgg19_onnx):
+@pytest.mark.parametrize(
+    "precision",
+    ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 units"))],
+)
+def test_a_stylization_is_held_to_the_warped_previous_output(vgg19_onnx, precision):
     """Through Stylizer.stylize(extra_terms=...), coarse to fine: the objective reports the term, and a
     heavy temporal weight keeps the reliable half of the image at the target while the occluded half
-    is free."""
+    is free (the term reads the float32 image whatever precision the convolutions run in)."""
     from PIL import Image
 
     from nst.runtime.mirror import VGGMirror
@@ -107,7 +112,7 @@ def test_a_stylization_is_held_to_the_warped_previous_output(vgg19_onnx):
     mirror = VGGMirror.from_onnx(vgg19_onnx)
     term = temporal_term([target], [mask], weight=1e4, loss_scale="balanced", mean_pixel=mirror.mean_pixel)
     config = StylizeConfig(size=0, iterations=12, seed=0, optimizer="adam", loss_scale="balanced",
-                           scales=2, min_size=20)  # fmt: skip
+                           scales=2, min_size=20, precision=precision)  # fmt: skip
     steps: list[Step] = []
     out = Stylizer(mirror, config=config).stylize(content, styles=[style], callback=steps.append, extra_terms=[term])
     assert set(steps[0].terms) == {"content", "style", "tv", "temporal"}
