@@ -138,7 +138,7 @@ def nst_pieces(mirror, size: int, device, config):
     from nst.contract import gram
     from nst.models.layers import STYLE_LAYERS
     from nst.runtime.device import autocast, channels_last
-    from nst.runtime.objective import Objective, reference_terms
+    from nst.runtime.objective import Objective, objective_terms
 
     content, style = load(CONTENT, size).to(device), load(STYLE, size).to(device)  # (1, 3, size, size)
     with torch.no_grad():
@@ -146,7 +146,7 @@ def nst_pieces(mirror, size: int, device, config):
     grams = {n: gram(feats[n].float()) for n in STYLE_LAYERS}
     objective = Objective(
         mirror,
-        reference_terms(mirror, content, [grams], (1.0,), config),
+        objective_terms(mirror, content, [grams], (1.0,), config),
         precision=autocast(device, config.precision),
         channels_last=channels_last(device),
         checkpoint=config.low_memory,

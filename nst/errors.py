@@ -58,5 +58,10 @@ class StateError(NSTError):
     """A run-state file (--resume) is missing, corrupt, or belongs to another run."""
 
 
+def option_name(field: str) -> str:
+    """The command-line option of a config field, as messages name it: style_weight -> --style-weight."""
+    return "--" + field.replace("_", "-")
+
+
 class NSTWarning(UserWarning):
     """Something the user should know that does not stop the work (the CLI prints one line)."""

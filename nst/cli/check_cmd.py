@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from nst.check import CheckConfig, CheckProvider, Runtime
 from nst.cli.options import Shape, choice
-from nst.runtime.check import CheckConfig, CheckProvider, Runtime
 
 _DEFAULTS = CheckConfig()
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -54,7 +54,7 @@ def check_model_cmd(
 ) -> None:
     """Run MODEL in onnxruntime, onnx's reference evaluator and OpenVINO, and compare every
     output with a float32 PyTorch mirror; exit 1 if any is outside its tolerance."""
-    from nst.runtime.check import check_model
+    from nst.check import check_model
 
     config = CheckConfig(runtime=runtime, provider=provider, image=image, size=size, weights=weights)
     report = check_model(model, config=config)

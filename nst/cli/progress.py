@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nst.runtime.config import Step
+if TYPE_CHECKING:
+    from nst.runtime.loop import Step
 
 
 class StepDisplay:

@@ -27,7 +27,7 @@ from nst.contract import (
     param_name,
     write_metadata,
 )
-from nst.errors import ConfigError, LayerError
+from nst.errors import ConfigError, LayerError, option_name
 from nst.models.layers import DEFAULT_LAYERS, STYLE_LAYERS, Layer, Pooling, check_layers, truncated_table
 from nst.models.weights import VGGWeights
 
@@ -74,7 +74,7 @@ def check_config(config: ExportConfig) -> None:
     for name, alias in (("precision", ExportPrecision), ("io", IOType), ("outputs", Outputs)):
         allowed = typing.get_args(alias)
         if getattr(config, name) not in allowed:
-            raise ConfigError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(config, name)!r}")
+            raise ConfigError(f"{option_name(name)} must be one of {', '.join(allowed)}, not {getattr(config, name)!r}")
     if config.quantize not in (None, "int8"):
         raise ConfigError(f"--quantize must be int8, not {config.quantize!r}")
     if isinstance(config.opset, bool) or not isinstance(config.opset, int) or config.opset < MIN_OPSET:

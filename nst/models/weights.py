@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -23,12 +21,3 @@ class VGGWeights:
     mean_pixel: np.ndarray  # (3,) float32, RGB
     source_sha256: str = ""
     kernel_axes: str = "hw"  # "hw": MatConvNet's (H, W) kept; "wh": spatially swapped (reference compat)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

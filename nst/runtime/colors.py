@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from nst.runtime.images import from_array
+
 ColorMode = Literal["luminance", "histogram"]
 COLOR_MODES: tuple[str, ...] = ("luminance", "histogram")
 
@@ -37,8 +39,6 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
 def preserve_colors(stylized, content, mode: ColorMode):
     """Return `stylized` (PIL RGB) with the colours of `content` (PIL RGB, resized to match)."""
     from PIL import Image
-
-    from nst.runtime.images import from_array
 
     if content.size != stylized.size:
         content = content.resize(stylized.size, Image.Resampling.LANCZOS)

@@ -8,7 +8,6 @@ next images in worker threads while the extractor runs, and returns a `StyleTarg
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -17,8 +16,10 @@ import numpy as np
 
 from nst.contract import ModelInfo, gram, gram_output, read_model_info
 from nst.errors import ConfigError, ImageError, ModelError
+from nst.fileio import file_sha256
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import PrecomputeConfig
+from nst.runtime.images import open_image, resized, resized_shape, to_array
 from nst.runtime.targets import StyleEntry, StyleSource, StyleTargets, model_style_layers
 
 if TYPE_CHECKING:
@@ -38,24 +39,17 @@ class Extractor(Protocol):
 
 
 def style_shape(
-    image_size: tuple[int, int], scale: float = 1.0, size: int | None = None, width: int | None = None
+    image_size: tuple[int, int], scale: float = 1.0, *, size: int | None = None, width: int | None = None
 ) -> tuple[int, int]:
-    """(height, width) of a style image of size (height, width) once resized: its width to
-    scale*width when `width` is given (the reference sizes styles relative to the content's
-    width), else its long side to scale*size. Matches `nst.runtime.images.resize`."""
-    h, w = image_size
-    if width is not None:
-        factor = round(scale * width) / w
-    elif size is not None:
-        factor = round(scale * size) / max(w, h)
-    else:
-        factor = 1.0
-    return max(1, round(h * factor)), max(1, round(w * factor))
+    """(height, width) of a style image at `scale`: its width scale x `width` (the content's,
+    as the reference sizes styles), else its long side scale x `size`, else as it is."""
+    return resized_shape(
+        image_size, width=scale * width if width is not None else None, long_side=scale * size if size else None
+    )
 
 
 def resized_array(img: Image, shape: tuple[int, int]) -> np.ndarray:
     """PIL RGB image -> float32 (1, 3, H, W) at `shape` (height, width), Lanczos."""
-    from nst.runtime.images import resized, to_array
 
     return to_array(resized(img, shape))  # (1, 3, H, W)
 
@@ -123,22 +117,13 @@ def style_grams(
     return result
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _load_style(path: Path, scales: Sequence[float], size: int | None, width: int | None):
     """Read, hash and resize one style image: (source, [(1, 3, H, W) per scale])."""
-    from nst.runtime.images import open_image
 
     img = open_image(path)  # raises ImageError for a missing or broken file
     source = StyleSource(name=path.name, sha256=file_sha256(path))
     hw = (img.height, img.width)
-    return source, [resized_array(img, style_shape(hw, scale, size, width)) for scale in scales]
+    return source, [resized_array(img, style_shape(hw, scale, size=size, width=width)) for scale in scales]
 
 
 def _check_float(info: ModelInfo) -> None:

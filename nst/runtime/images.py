@@ -126,6 +126,23 @@ def _to_rgb(img):
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def resized_shape(
+    size: tuple[int, int], *, long_side: float | None = None, width: float | None = None
+) -> tuple[int, int]:
+    """(height, width) of an image of `size` (height, width) once resized, keeping its aspect:
+    its width to `width` when given, else its long side to `long_side` (None or 0: as it is).
+    The target is rounded to whole pixels first, then the other side follows. The one size rule
+    of contents (`--size`, `--width`) and styles (scale x the content's width, or x `--size`)."""
+    h, w = size
+    if width is not None:
+        factor = round(width) / w
+    elif long_side:
+        factor = round(long_side) / max(h, w)
+    else:
+        return size
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
 def resized(img, size: tuple[int, int]):
     """`img` at `size` (height, width), Lanczos; itself when it has that size already."""
     from PIL import Image

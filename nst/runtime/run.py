@@ -13,11 +13,12 @@ import torch.nn.functional as F
 
 from nst.errors import NSTError
 from nst.runtime.colors import preserve_colors
-from nst.runtime.config import Step, StylizeConfig, applied_options
+from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import autocast, channels_last
-from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, optimize
+from nst.runtime.images import from_array, resized, to_array
+from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, Step, optimize
 from nst.runtime.mirror import VGGMirror
-from nst.runtime.objective import Objective, StyleGrams, reference_terms
+from nst.runtime.objective import Objective, StyleGrams, objective_terms
 from nst.runtime.optim import Optimizer, make_optimizer
 from nst.runtime.plan import Plan, Stage, initial_image
 from nst.runtime.state import RunState
@@ -125,7 +126,7 @@ class Run:
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = (image.detach().clone() if resumed else image.detach()).requires_grad_(True)
         precision, layout = autocast(self.device, self.config.precision), channels_last(self.device)
-        terms = reference_terms(self.model, content, style_grams, self.plan.blend, self.config,
+        terms = objective_terms(self.model, content, style_grams, self.plan.blend, self.config,
                                 precision=precision, channels_last=layout)  # fmt: skip
         objective = Objective(
             self.model,
@@ -201,8 +202,6 @@ class Run:
 
     def render(self, tensor: torch.Tensor) -> Image:
         """A (1, 3, h, w) image as the output: clipped, rounded, at the full size, recoloured."""
-        from nst.runtime.images import from_array, resized
-
         out = resized(from_array(tensor.detach().float().cpu().numpy()), self.full_size)
         if self.config.preserve_colors:
             out = preserve_colors(out, self.plan.content, self.config.preserve_colors)
@@ -211,6 +210,4 @@ class Run:
 
 def image_tensor(image: Image, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """`image` resized to `size` (height, width) as (1, 3, H, W) 0-255 on `device`."""
-    from nst.runtime.images import resized, to_array
-
     return torch.from_numpy(to_array(resized(image, size))).to(device)  # (1, 3, H, W)

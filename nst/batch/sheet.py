@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nst.runtime.batch.jobs import format_value
+from nst.batch.jobs import format_value
 
 if TYPE_CHECKING:
     from PIL.Image import Image

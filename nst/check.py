@@ -19,6 +19,8 @@ import numpy as np
 
 from nst.contract import INPUT_NAME, MEAN_PIXEL, ModelInfo, gram_output, load_onnx, model_info, param_name
 from nst.errors import ConfigError, ImageError, WeightsError
+from nst.fileio import file_sha256
+from nst.runtime.config import RULES, Rule, check
 
 if TYPE_CHECKING:
     import onnx
@@ -51,8 +53,6 @@ class CheckConfig:
     weights: Path | None = None  # the source .mat: the reference is built from it
 
     def __post_init__(self) -> None:
-        from nst.runtime.config import RULES, Rule, check
-
         check(self, {**RULES, "size": Rule(16, 30_000)})  # each side; no "0: as it is" here
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise ConfigError(f"--size must be HxW, not {self.size!r}")
@@ -233,11 +233,10 @@ def _source_tensors(info: ModelInfo, weights: Path) -> dict[str, Any]:
     import torch
 
     from nst.models.matconvnet import read_matconvnet
-    from nst.models.weights import sha256_file
 
     if not Path(weights).is_file():
         raise WeightsError(f"weights file not found: {weights}")
-    digest = sha256_file(weights)
+    digest = file_sha256(weights)
     if digest != info.source_sha256:
         raise WeightsError(
             f"{weights} (sha256 {digest[:12]}) is not the file {info.path} was exported from "

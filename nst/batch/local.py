@@ -17,8 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from nst.runtime.batch.jobs import BatchEvent, Job
-from nst.runtime.batch.worker import Inputs, Outcome, Worker, run_pool_job, start_pool_worker
+from nst.batch.jobs import BatchEvent, Job
+from nst.batch.worker import Inputs, Outcome, Worker, run_pool_job, start_pool_worker
 
 OnEvent = Callable[[BatchEvent], None]
 OnOutcome = Callable[[Job, Outcome], None]

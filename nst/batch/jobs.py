@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nst.errors import ConfigError, ImageError
-from nst.runtime.config import RULES, StylizeConfig, applied_options, choices, option_name
+from nst.errors import ConfigError, ImageError, option_name
+from nst.runtime.config import RULES, StylizeConfig, applied_options, choices
+from nst.runtime.images import output_format
 
 # What a folder or a glob contributes: files Pillow reads as images, by extension.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -157,8 +158,6 @@ def make_jobs(contents: Sequence[Path], sets: Sequence[dict[str, Any]], config: 
     joined with +, or the targets file's), and any option by name ({style-weight} or
     {style_weight}). Swept options that `name` leaves out are added to the stem
     (`-style-weight=500`), so that every output has a name of its own."""
-    from nst.runtime.images import output_format
-
     used = _template_fields(name)
     if "/" in name or "\\" in name:
         raise ConfigError(f"--name {name!r} must be a file name (outputs go in the output folder), without / or \\")
