@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from nst.runtime.config import Step, StylizeConfig
+from nst.runtime.config import StylizeConfig
 from nst.runtime.device import cpu_has_bf16
+from nst.runtime.loop import Step
 from nst.video.temporal import TemporalTerm, temporal_term
 
 MEAN = torch.tensor([123.68, 116.779, 103.939]).reshape(1, 3, 1, 1)
