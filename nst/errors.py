@@ -26,6 +26,10 @@ class ImageError(NSTError):
     """An image file is missing, unreadable or corrupt."""
 
 
+class VideoError(NSTError):
+    """A video file or a folder of frames is missing, unreadable, corrupt or not one clip."""
+
+
 class TargetsError(NSTError):
     """A style-targets file is missing, corrupt, or belongs to another model."""
 
