@@ -94,6 +94,12 @@ class ModelInfo:
     gram_precision: str = "fp32"  # the Gram arithmetic (float32 in every graph: F F^T overflows fp16)
     quantize: str = ""  # "" | int8 (static QDQ)
     calibration: str = ""  # how an int8 graph's activation ranges were calibrated
+    # What the weights file was (nst.models.readers); files exported before these existed were .mat.
+    weights_format: str = "mat"  # mat | pth | safetensors | onnx
+    weights_layout: str = (
+        "matconvnet"  # the file's input convention, folded into conv1_1: matconvnet | torchvision | caffe | onnx
+    )
+    layout_source: str = "format"  # how that was known: format | hash | keys | preprocessing | option
 
     @property
     def feature_outputs(self) -> tuple[str, ...]:
@@ -137,6 +143,9 @@ class ModelInfo:
             _PREFIX + "gram_precision": self.gram_precision,
             _PREFIX + "quantize": self.quantize or "none",
             _PREFIX + "calibration": self.calibration,
+            _PREFIX + "weights_format": self.weights_format,
+            _PREFIX + "weights_layout": self.weights_layout,
+            _PREFIX + "layout_source": self.layout_source,
         }
 
 
@@ -210,6 +219,9 @@ def model_info(model: Any, path: str | Path) -> ModelInfo:
         gram_precision=props.get("gram_precision", "fp32"),
         quantize="" if props.get("quantize", "none") == "none" else props["quantize"],
         calibration=props.get("calibration", ""),
+        weights_format=props.get("weights_format", "mat"),
+        weights_layout=props.get("weights_layout", "matconvnet"),
+        layout_source=props.get("layout_source", "format"),
     )
 
 

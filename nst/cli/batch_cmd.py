@@ -13,6 +13,7 @@ import click
 from nst.cli.options import Ranged, choice, ranged
 from nst.cli.stylize_options import PATH, stylize_config, stylize_options
 from nst.errors import ConfigError
+from nst.models.convention import LayoutChoice
 from nst.runtime.batch.jobs import DEFAULT_NAME, sweep_field
 
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ RAY_LOCAL = "local"
 def stylize_batch_cmd(contents: tuple[str, ...], styles: tuple[Path, ...], outdir: Path, name: str,
                       sweep: tuple[str, ...], contact_sheet: Path | None, workers: int | None,
                       ray_address: str | None, cpus_per_task: int, retries: int, model: Path | None,
-                      weights: str | None, targets: Path | None, print_iterations: int | None, log: bool,
+                      weights: str | None, weights_layout: LayoutChoice, targets: Path | None,
+                      print_iterations: int | None, log: bool,
                       plot: bool, overwrite: bool, quiet: bool, **options: Any) -> None:  # fmt: skip
     """Stylize every CONTENT (image files, folders of images, or quoted globs) with the
     --style images (or --targets), into OUTDIR.
@@ -135,7 +137,7 @@ def stylize_batch_cmd(contents: tuple[str, ...], styles: tuple[Path, ...], outdi
         check_writable(contact_sheet, overwrite=True)
     if plot:
         require_matplotlib()
-    model_path = _resolve_model(model, weights, config.pooling)
+    model_path = _resolve_model(model, weights, config.pooling, weights_layout)
     _run(contents, styles=styles, targets=targets, outdir=outdir, model=model_path, config=config, sweep=swept,
          name=name, overwrite=overwrite, workers=workers, ray=ray_address, cpus_per_task=cpus_per_task,
          retries=retries, log=log, plot=plot, quiet=quiet, print_every=print_iterations,

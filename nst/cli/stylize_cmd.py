@@ -11,6 +11,7 @@ import click
 
 from nst.cli.stylize_options import PATH, stylize_config, stylize_options
 from nst.errors import ConfigError
+from nst.models.convention import LayoutChoice
 from nst.models.layers import Pooling
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 )
 @stylize_options
 def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoint_output: str | None,
-                resume: Path | None, model: Path | None, weights: str | None, targets: Path | None,
+                resume: Path | None, model: Path | None, weights: str | None, weights_layout: LayoutChoice,
+                targets: Path | None,
                 print_iterations: int | None, log: bool, plot: bool, overwrite: bool, quiet: bool,
                 **options: Any) -> None:  # fmt: skip
     """Stylize CONTENT with the STYLE images (or --targets) and write OUTPUT.
@@ -77,18 +79,22 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
         from nst.runtime.ort_extractor import resolve_providers
 
         resolve_providers(config.provider)
-    model_path = _resolve_model(model, weights, config.pooling)
+    model_path = _resolve_model(model, weights, config.pooling, weights_layout)
     _run(content, styles, model_path, targets, config, paths, state=state, overwrite=overwrite,
          print_every=print_iterations, quiet=quiet)  # fmt: skip
 
 
-def _resolve_model(model: Path | None, weights: str | None, pooling: Pooling | None) -> Path:
+def _resolve_model(
+    model: Path | None, weights: str | None, pooling: Pooling | None, layout: LayoutChoice = "auto"
+) -> Path:
     """-m as given, else the cached model of --weights, with a download bar and notes."""
     from nst.cli.cache_cmd import download_bar, echo_step
     from nst.export.cached import resolve_model
 
     with download_bar("weights") as progress:
-        return resolve_model(model, weights=weights, pooling=pooling, progress=progress, notify=echo_step)
+        return resolve_model(
+            model, weights=weights, pooling=pooling, layout=layout, progress=progress, notify=echo_step
+        )
 
 
 def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:

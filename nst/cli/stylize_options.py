@@ -19,6 +19,7 @@ from click.core import ParameterSource
 
 from nst.cli.options import choice, comma_list, ranged
 from nst.errors import NSTWarning
+from nst.models.convention import LayoutChoice
 from nst.runtime.config import (
     ADAM_ONLY,
     DEFAULT_WEIGHTS,
@@ -113,7 +114,11 @@ _MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
                  "downloaded and exported on first use]"),
     click.option("--weights", metavar="NAME|PATH",
                  help="Without -m: the weights to export the cached model from, a registry name "
-                 "(vgg19, vgg19-2015, vgg16) or a local .mat file.  [default: vgg19]"),
+                 "(vgg19, vgg19-2015, vgg16, vgg19-torchvision, vgg19-caffe, ...) or a local .mat, .pth, "
+                 ".safetensors or ONNX classifier file.  [default: vgg19]"),
+    click.option("--weights-layout", type=choice(LayoutChoice), default="auto", show_default=True,
+                 help="The input --weights expects: torchvision (RGB, normalized) or caffe (BGR 0-255); "
+                 "auto: from a known file's hash, its keys or its preprocessing."),
     click.option("--targets", type=PATH,
                  help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images."),
 ]  # fmt: skip

@@ -54,6 +54,7 @@ def write_synthetic_mat(
     seed: int = 0,
     fc: Literal["none", "small", "full"] = "small",
     scales: dict[str, float] | None = None,
+    mean_pixel: tuple[float, float, float] = MEAN_PIXEL,
 ) -> Path:
     """Write a random-weight MatConvNet VGG file with the real structure; return its path.
 
@@ -62,6 +63,7 @@ def write_synthetic_mat(
     `scales`: conv name -> s_k; layer k's kernel is multiplied by s_k and its bias by
     s_1 * ... * s_k, so that every activation after it scales by that product (ReLU and max
     pooling commute with positive scales): the same network, at other activation scales.
+    `mean_pixel`: the RGB mean stored in the file (another network's, for parity tests).
     """
     rng = np.random.default_rng(seed)
     layers: list[np.ndarray] = []
@@ -94,7 +96,7 @@ def write_synthetic_mat(
         cells[0, i] = rec
 
     if version == "old":
-        average = np.tile(np.array(MEAN_PIXEL, dtype=np.float64), (224, 224, 1))  # (224, 224, 3)
+        average = np.tile(np.array(mean_pixel, dtype=np.float64), (224, 224, 1))  # (224, 224, 3)
         normalization = _record(
             [
                 ("averageImage", average),
@@ -107,7 +109,7 @@ def write_synthetic_mat(
         classes = _record([("name", _class_cell("n")), ("description", _class_cell("class "))])
         variables = {"layers": cells, "classes": classes, "normalization": normalization}
     else:
-        average = np.array(MEAN_PIXEL, dtype=np.float64).reshape(1, 1, 3)
+        average = np.array(mean_pixel, dtype=np.float64).reshape(1, 1, 3)
         normalization = _record(
             [
                 ("imageSize", np.array([[224, 224, 3, 10]], dtype=np.uint16)),
