@@ -14,7 +14,7 @@ from nst.runtime.config import StylizeConfig
 from nst.runtime.state import state_path
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
+    from nst.runtime.images import OutputImage
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,21 @@ def checkpoint_path(template: str, iteration: int) -> Path:
     return Path(name)
 
 
-def save_final(image: Image, path: Path, *, overwrite: bool, text: dict[str, str]) -> None:
-    """Write the finished image; if that fails after all, save it in the temporary folder and
-    raise an OutputError that says where (finished work is never lost)."""
+def save_final(image: OutputImage, path: Path, *, overwrite: bool, text: dict[str, str], config: StylizeConfig,
+               profile: bytes | None = None) -> None:  # fmt: skip
+    """Write the finished image (at `config.bit_depth`, in `profile`: None is sRGB); if that
+    fails after all, save it in the temporary folder and raise an OutputError that says where
+    (finished work is never lost)."""
     from nst.runtime.images import save_image
 
+    def save(target: Path, replace: bool) -> None:
+        save_image(image, target, overwrite=replace, text=text, bit_depth=config.bit_depth, profile=profile)
+
     try:
-        save_image(image, path, overwrite=overwrite, text=text)
+        save(path, overwrite)
     except OutputError as exc:
         fallback = fallback_path(path)
-        save_image(image, fallback, overwrite=True, text=text)
+        save(fallback, True)
         raise OutputError(f"{exc}; the image was saved to {fallback} instead") from None
 
 

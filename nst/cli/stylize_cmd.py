@@ -61,7 +61,8 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
     """
     from nst.cli.outputs import output_paths, require_matplotlib
     from nst.runtime.config import StylizeConfig
-    from nst.runtime.images import output_format
+    from nst.runtime.icc import output_profile
+    from nst.runtime.images import check_output
     from nst.runtime.state import load_state
 
     if model is not None and weights is not None:
@@ -71,8 +72,10 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
     base = StylizeConfig.from_options(state.config) if state is not None else None
     config = stylize_config(options, base)
     paths = output_paths(output, config, template=checkpoint_output, log=log, plot=plot)
-    output_format(output)
+    for path in (output, *paths.checkpoints.values()):
+        check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
     paths.check(overwrite=overwrite, after=state.iteration if state else 0)  # before any work
+    profile = output_profile(config.output_profile, content)
     if plot:
         require_matplotlib()
     if config.provider not in ("auto", "cpu"):  # a named provider that cannot run fails before any work
@@ -81,7 +84,7 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
         resolve_providers(config.provider)
     model_path = _resolve_model(model, weights, config.pooling, weights_layout)
     _run(content, styles, model_path, targets, config, paths, state=state, overwrite=overwrite,
-         print_every=print_iterations, quiet=quiet)  # fmt: skip
+         print_every=print_iterations, quiet=quiet, profile=profile)  # fmt: skip
 
 
 def _resolve_model(
@@ -113,7 +116,7 @@ def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
 
 def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Path | None, config: StylizeConfig,
          paths: OutputPaths, *, state: RunState | None, overwrite: bool, print_every: int | None,
-         quiet: bool) -> None:  # fmt: skip
+         quiet: bool, profile: bytes | None = None) -> None:  # fmt: skip
     from nst.cli.outputs import save_final, write_log
     from nst.cli.progress import StepDisplay
     from nst.runtime.device import precision_name
@@ -136,15 +139,17 @@ def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Pat
         rows.append(step.row())
         if step.image is not None:
             checkpoint = paths.checkpoints[step.iteration]
-            save_image(step.image, checkpoint, overwrite=overwrite, text=text)
+            save_image(step.rendered or step.image, checkpoint, overwrite=overwrite, text=text,
+                       bit_depth=config.bit_depth, profile=profile)  # fmt: skip
             if step.state is not None:
                 save_state(step.state, state_path(checkpoint), overwrite=overwrite)
 
     try:
-        image = session.stylize(content, styles=styles, targets=targets, callback=on_step, resume=state)
+        image = session.render(content, styles=styles, targets=targets, callback=on_step, resume=state)
     except StylizeInterrupted as stop:
         display.close()
-        save_final(stop.image, paths.output, overwrite=overwrite, text=text)
+        save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, text=text, config=config,
+                   profile=profile)  # fmt: skip
         write_log(rows, paths, overwrite=overwrite)
         note = ""
         if stop.state is not None:
@@ -158,7 +163,8 @@ def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Pat
         write_log(rows, paths, overwrite=overwrite)
         if stop.image is None:
             raise
-        save_final(stop.image, paths.output, overwrite=overwrite, text=text)
+        save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, text=text, config=config,
+                   profile=profile)  # fmt: skip
         raise click.ClickException(f"{stop}; wrote the best image so far to {paths.output}") from None
     except KeyboardInterrupt:
         display.close()
@@ -166,12 +172,12 @@ def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Pat
         sys.exit(130)
     finally:
         display.close()
-    save_final(image, paths.output, overwrite=overwrite, text=text)
+    save_final(image, paths.output, overwrite=overwrite, text=text, config=config, profile=profile)
     write_log(rows, paths, overwrite=overwrite)
     final = rows[-1]["stage"] if rows else 0
     loss = min((r["total"] for r in rows if r["stage"] == final), default=float("nan"))
     click.echo(
-        f"wrote {paths.output} ({image.width}x{image.height}, {config.optimizer}, {config.iterations} iterations, "
+        f"wrote {paths.output} ({image.image.width}x{image.image.height}, {config.optimizer}, {config.iterations} iterations, "
         f"loss {loss:.6g}) in {time.perf_counter() - start:.1f} s"
     )
 

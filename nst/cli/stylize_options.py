@@ -27,6 +27,7 @@ from nst.runtime.config import (
     ColorMode,
     LossScale,
     Optimizer,
+    OutputProfile,
     Pooling,
     Precision,
     Provider,
@@ -106,6 +107,13 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help=f"Long side of the coarsest stage.  [default: {_D.min_size}]"),
     click.option("--checkpoint-iterations", type=ranged("checkpoint_iterations", int),
                  help="Every N iterations, write the best image so far and the run's state (to --resume from)."),
+    click.option("--bit-depth", type=click.Choice(["8", "16"]), default=str(_D.bit_depth), show_default=True,
+                 callback=lambda _ctx, _param, value: int(value) if value is not None else None,
+                 help="Bits per channel of PNG and TIFF outputs (and checkpoints); 16 writes the float image "
+                 "without rounding it to 8 bits first."),
+    click.option("--output-profile", type=choice(OutputProfile), default=_D.output_profile, show_default=True,
+                 help="The outputs' colour profile: srgb (tagged as such), or content: converted to the content "
+                 "image's embedded ICC profile (Adobe RGB, Display P3, ...) and tagged with it."),
 ]  # fmt: skip
 
 _MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [

@@ -21,6 +21,7 @@ from nst.models.layers import Pooling
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from nst.runtime.images import Rendered
     from nst.runtime.state import RunState
 
 Optimizer = Literal["adam", "lbfgs"]
@@ -28,6 +29,8 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
 Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
 LossScale = Literal["reference", "balanced"]
+BitDepth = Literal[8, 16]  # bits per channel of PNG and TIFF outputs
+OutputProfile = Literal["srgb", "content"]  # the outputs' colour profile
 Device = str  # auto | cpu | cuda | cuda:N
 
 SEED_MAX = 2**64 - 1
@@ -112,6 +115,8 @@ class StylizeConfig:
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
     provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
+    bit_depth: BitDepth = 8  # output only: 16 writes PNG/TIFF from the float image
+    output_profile: OutputProfile = "srgb"  # output only: tagged sRGB, or converted to the content's ICC profile
 
     def __post_init__(self) -> None:
         check(self)
@@ -193,8 +198,8 @@ RULES: dict[str, Rule] = {
 
 ADAM_ONLY = ("learning_rate", "beta1", "beta2", "epsilon")
 LBFGS_ONLY = ("lbfgs_history",)
-# Options that change where things are written, not the image.
-OUTPUT_ONLY = ("checkpoint_iterations",)
+# Options that change where and how things are written, not the image optimised.
+OUTPUT_ONLY = ("checkpoint_iterations", "bit_depth", "output_profile")
 
 
 def applied_options(config: StylizeConfig) -> dict[str, Any]:
@@ -262,6 +267,7 @@ class Step:
     elapsed: float  # seconds since the run started
     image: Image | None = None  # the best image so far, at checkpoint iterations only
     state: RunState | None = None  # the run's state, at checkpoint iterations only (save it in the callback)
+    rendered: Rendered | None = None  # `image` as float pixels (16-bit writers), with it
 
     def row(self) -> dict[str, Any]:
         """The step as a JSON row (the loss log, a run state's history)."""

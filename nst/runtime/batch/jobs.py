@@ -157,7 +157,7 @@ def make_jobs(contents: Sequence[Path], sets: Sequence[dict[str, Any]], config: 
     joined with +, or the targets file's), and any option by name ({style-weight} or
     {style_weight}). Swept options that `name` leaves out are added to the stem
     (`-style-weight=500`), so that every output has a name of its own."""
-    from nst.runtime.images import output_format
+    from nst.runtime.images import check_output, output_format
 
     used = _template_fields(name)
     if "/" in name or "\\" in name:
@@ -167,6 +167,7 @@ def make_jobs(contents: Sequence[Path], sets: Sequence[dict[str, Any]], config: 
     for row, content in enumerate(contents):
         for column, params in enumerate(sets):
             job_config = config.replace(**params)
+            check_output(name, bit_depth=job_config.bit_depth, embed_profile=job_config.output_profile == "content")
             values: dict[str, Any] = {"content": content.stem, "parent": content.resolve().parent.name, "style": style}
             for key, value in applied_options(job_config).items():
                 values[key] = values[key.replace("_", "-")] = _Value(value)

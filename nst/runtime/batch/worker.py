@@ -70,6 +70,7 @@ class Worker:
         """Stylize `job`; `report` gets its steps (at most one per `every` seconds, and the
         last). A bad image or option fails the job, not the batch: the error is returned."""
         from nst.runtime.device import precision_name
+        from nst.runtime.icc import output_profile
         from nst.runtime.images import encode_image
         from nst.runtime.provenance import provenance
 
@@ -89,7 +90,7 @@ class Worker:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", NSTWarning)
-                image = self.session.stylize(
+                image = self.session.render(
                     job.content, styles=self.inputs.styles, targets=self.targets, config=job.config, callback=on_step
                 )
             for w in caught:  # nst's go to the caller; others stay where they are
@@ -101,7 +102,8 @@ class Worker:
             text = provenance(job.config, content=job.content, styles=self.inputs.styles, model=self.inputs.model,
                               weights_sha256=session.model.info.weights_sha256, targets=self.inputs.targets,
                               device=str(session.device), precision=precision_name(session.device, job.config.precision))  # fmt: skip
-            outcome.data = encode_image(image, job.output, text=text)
+            profile = output_profile(job.config.output_profile, job.content)
+            outcome.data = encode_image(image, job.output, text=text, bit_depth=job.config.bit_depth, profile=profile)
             outcome.loss = final_loss(rows)
         except NSTError as exc:
             outcome.error = str(exc)
