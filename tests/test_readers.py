@@ -312,3 +312,24 @@ def _config(**options):
     from nst.export.onnx_graph import ExportConfig
 
     return ExportConfig(**options)
+
+
+def test_stylize_takes_a_pth_through_weights_and_its_layout_option(mats, tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("NST_HOME", str(tmp_path / "home"))
+    pth = _save_pth(_state_dict(mats["caffe"], "caffe"), tmp_path / "mine.pth")
+    for name, size in (("content.png", (40, 32)), ("style.png", (32, 32))):
+        Image.fromarray(np.random.default_rng(len(name)).integers(0, 256, (*size[::-1], 3), np.uint8)).save(
+            tmp_path / name
+        )
+    argv = ["stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"), "-o", str(tmp_path / "out.png"),
+            "--weights", str(pth), "--iterations", "2", "--size", "0", "--no-log", "-q"]  # fmt: skip
+    refused = CliRunner().invoke(main, argv)
+    assert refused.exit_code == 1 and "pass --weights-layout torchvision" in refused.output
+    result = CliRunner().invoke(main, [*argv, "--weights-layout", "caffe"])
+    assert result.exit_code == 0, result.output
+    (model,) = (tmp_path / "home" / "models").glob("*.onnx")
+    from nst.contract import read_model_info
+
+    assert (read_model_info(model).weights_format, read_model_info(model).weights_layout) == ("pth", "caffe")
