@@ -61,7 +61,7 @@ def _features(model: pathlib.Path, image: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _assert_same_features(a: pathlib.Path, b: pathlib.Path) -> None:
-    image = np.random.default_rng(3).uniform(0, 255, (1, 3, 40, 48)).astype(np.float32)
+    image = np.random.default_rng(3).uniform(0, 255, (1, 3, 32, 40)).astype(np.float32)
     fa, fb = _features(a, image), _features(b, image)
     assert fa.keys() == fb.keys()
     for name in fa:
@@ -78,11 +78,17 @@ def mats(tmp_path_factory):
     }
 
 
-def test_torchvision_pth_exports_the_features_of_its_mat(mats, tmp_path):
+@pytest.fixture(scope="module")
+def mat_models(mats, tmp_path_factory):
+    """Each .mat's export: what the other formats' exports must match."""
+    folder = tmp_path_factory.mktemp("mat-models")
+    return {name: export_vgg_file(mat, folder / f"{name}.onnx").path for name, mat in mats.items()}
+
+
+def test_torchvision_pth_exports_the_features_of_its_mat(mats, mat_models, tmp_path):
     pth = _save_pth(_state_dict(mats["torchvision"], "torchvision", classifier="torchvision"), tmp_path / "tv.pth")
     info = export_vgg_file(pth, tmp_path / "pth.onnx", _config(weights_layout="torchvision"))
-    export_vgg_file(mats["torchvision"], tmp_path / "mat.onnx")
-    _assert_same_features(tmp_path / "mat.onnx", tmp_path / "pth.onnx")
+    _assert_same_features(mat_models["torchvision"], tmp_path / "pth.onnx")
     assert (info.architecture, info.weights_format, info.weights_layout, info.layout_source) == (
         "vgg19",
         "pth",
@@ -92,11 +98,10 @@ def test_torchvision_pth_exports_the_features_of_its_mat(mats, tmp_path):
     np.testing.assert_allclose(info.mean_pixel, TV_MEAN, rtol=1e-6)
 
 
-def test_caffe_pth_is_detected_by_its_classifier_keys_and_matches_its_mat(mats, tmp_path):
+def test_caffe_pth_is_detected_by_its_classifier_keys_and_matches_its_mat(mats, mat_models, tmp_path):
     pth = _save_pth(_state_dict(mats["caffe"], "caffe", classifier="caffe"), tmp_path / "vgg16-caffe.pth")
     info = export_vgg_file(pth, tmp_path / "pth.onnx", _config())
-    export_vgg_file(mats["caffe"], tmp_path / "mat.onnx", _config())
-    _assert_same_features(tmp_path / "mat.onnx", tmp_path / "pth.onnx")
+    _assert_same_features(mat_models["caffe"], tmp_path / "pth.onnx")
     assert (info.architecture, info.weights_layout, info.layout_source) == ("vgg16", "caffe", "keys")
 
 
@@ -114,17 +119,16 @@ def test_legacy_pth_and_checkpoint_wrapping_are_read(mats, tmp_path):
         np.testing.assert_array_equal(bias, b.convs[name][1])
 
 
-def test_safetensors_matches_its_mat(mats, tmp_path):
+def test_safetensors_matches_its_mat(mats, mat_models, tmp_path):
     safetensors = pytest.importorskip("safetensors.numpy")
     state = _state_dict(mats["torchvision"], "torchvision")
     state = {f"module.{k}": v.astype(np.float16) if k.endswith("bias") else v for k, v in state.items()}
     safetensors.save_file(state, str(tmp_path / "tv.safetensors"), metadata={"format": "pt"})
     info = export_vgg_file(tmp_path / "tv.safetensors", tmp_path / "st.onnx", _config(weights_layout="torchvision"))
-    export_vgg_file(mats["torchvision"], tmp_path / "mat.onnx", _config())
     assert info.weights_format == "safetensors"
     # The fp16 biases round by up to 2^-11 relative; the features follow within 1e-3.
     image = np.random.default_rng(3).uniform(0, 255, (1, 3, 32, 32)).astype(np.float32)
-    fa, fb = _features(tmp_path / "mat.onnx", image), _features(tmp_path / "st.onnx", image)
+    fa, fb = _features(mat_models["torchvision"], image), _features(tmp_path / "st.onnx", image)
     for name in fa:
         assert np.abs(fa[name] - fb[name]).max() / np.abs(fa[name]).max() < 1e-3, name
 
@@ -184,15 +188,14 @@ def _classifier_onnx(mat: pathlib.Path, layout: str, path: pathlib.Path, *, prep
     return path
 
 
-def test_onnx_classifier_preprocessing_is_detected_and_folded(mats, tmp_path):
+def test_onnx_classifier_preprocessing_is_detected_and_folded(mats, mat_models, tmp_path):
     graph = _classifier_onnx(mats["torchvision"], "torchvision", tmp_path / "vgg19.onnx", preprocess=True)
     info = export_vgg_file(graph, tmp_path / "from-onnx.onnx", _config())
-    export_vgg_file(mats["torchvision"], tmp_path / "mat.onnx", _config())
-    _assert_same_features(tmp_path / "mat.onnx", tmp_path / "from-onnx.onnx")
+    _assert_same_features(mat_models["torchvision"], tmp_path / "from-onnx.onnx")
     assert (info.weights_format, info.weights_layout, info.layout_source) == ("onnx", "onnx", "preprocessing")
 
 
-def test_onnx_classifier_without_preprocessing_needs_the_option(mats, tmp_path):
+def test_onnx_classifier_without_preprocessing_needs_the_option(mats, mat_models, tmp_path):
     graph = _classifier_onnx(mats["caffe"], "caffe", tmp_path / "vgg16.onnx", preprocess=False)
     with pytest.raises(WeightsError) as caught:
         read_weights(graph)
@@ -201,8 +204,7 @@ def test_onnx_classifier_without_preprocessing_needs_the_option(mats, tmp_path):
         "(RGB, normalized by mean and std) or --weights-layout caffe (BGR 0-255)"
     )
     export_vgg_file(graph, tmp_path / "from-onnx.onnx", _config(weights_layout="caffe"))
-    export_vgg_file(mats["caffe"], tmp_path / "mat.onnx", _config())
-    _assert_same_features(tmp_path / "mat.onnx", tmp_path / "from-onnx.onnx")
+    _assert_same_features(mat_models["caffe"], tmp_path / "from-onnx.onnx")
 
 
 def test_pickled_code_is_refused_and_never_runs(tmp_path, monkeypatch):

@@ -12,9 +12,10 @@ since 0 in `x` is the mean pixel in both spaces.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads when a convention is folded, not at `nst --help`
+    import numpy as np
 
 WeightsLayout = Literal["torchvision", "caffe"]
 # What `--weights-layout` accepts: auto detects (known hashes, keys, ONNX preprocessing).
@@ -49,6 +50,8 @@ CONVENTIONS: dict[str, InputConvention] = {"torchvision": TORCHVISION, "caffe": 
 def fold_convention(kernel: np.ndarray, convention: InputConvention) -> tuple[np.ndarray, np.ndarray]:
     """conv1_1's (out, 3, kh, kw) kernel for the contract's RGB 0-255 input, and the (3,) RGB
     mean pixel that the graph subtracts (module docstring)."""
+    import numpy as np
+
     if kernel.ndim != 4 or kernel.shape[1] != 3:
         raise ValueError(f"conv1_1 kernel must be (out, 3, kh, kw), not {kernel.shape}")
     std = np.asarray(convention.std, dtype=np.float64)
