@@ -25,8 +25,11 @@ def _desc(text: str) -> bytes:
     return b"desc\0\0\0\0" + struct.pack(">I", len(ascii_text)) + ascii_text + b"\0" * 8 + b"\0\0\0" + b"\0" * 67
 
 
-def matrix_profile_bytes(colorants=ADOBE_RGB, gamma: float = ADOBE_GAMMA, description: str = "Adobe RGB test") -> bytes:
-    """A display profile: RGB -> XYZ by `colorants` (rXYZ, gXYZ, bXYZ columns), one gamma curve."""
+def matrix_profile_bytes(
+    colorants=ADOBE_RGB, gamma: float = ADOBE_GAMMA, description: str = "Adobe RGB test", extra: tuple = ()
+) -> bytes:
+    """A display profile: RGB -> XYZ by `colorants` (rXYZ, gXYZ, bXYZ columns), one gamma curve;
+    `extra`: more (signature, body) tags, e.g. an A2B0 that makes it LUT based."""
     curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
     tags = [
         (b"desc", _desc(description)),
@@ -38,6 +41,7 @@ def matrix_profile_bytes(colorants=ADOBE_RGB, gamma: float = ADOBE_GAMMA, descri
         (b"rTRC", curve),
         (b"gTRC", curve),
         (b"bTRC", curve),
+        *extra,
     ]
     table_size = 4 + 12 * len(tags)
     offset = 128 + table_size

@@ -128,3 +128,17 @@ def test_output_profile_content_refuses_bmp_before_any_work(vgg19_onnx, style, t
     assert (
         result.output.strip() == "Error: --output-profile content needs a format that embeds a profile; out.bmp is BMP"
     )
+
+
+def test_lut_profiles_cannot_take_16_bits():
+    from nst.errors import ConfigError
+
+    lut = matrix_profile_bytes(extra=((b"A2B0", b"mft2\0\0\0\0"),))
+    content = Image.new("RGB", (4, 4))
+    content.info["icc_profile"] = lut
+    assert icc.matrix_profile(lut) is None and icc.output_profile("content", content) == lut
+    with pytest.raises(
+        ConfigError, match=r"^--output-profile content with --bit-depth 16: the content.s ICC profile is LUT"
+    ):
+        icc.output_profile("content", content, bit_depth=16)
+    assert icc.output_profile("srgb", content, bit_depth=16) is None

@@ -75,7 +75,7 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
     for path in (output, *paths.checkpoints.values()):
         check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
     paths.check(overwrite=overwrite, after=state.iteration if state else 0)  # before any work
-    profile = output_profile(config.output_profile, content)
+    profile = output_profile(config.output_profile, content, bit_depth=config.bit_depth)
     if plot:
         require_matplotlib()
     if config.provider not in ("auto", "cpu"):  # a named provider that cannot run fails before any work

@@ -239,10 +239,11 @@ def embedded_profile(path: str | Path) -> bytes | None:
         return img.info.get("icc_profile") or None
 
 
-def output_profile(choice: OutputProfile, content: Any) -> bytes | None:
+def output_profile(choice: OutputProfile, content: Any, *, bit_depth: int = 8) -> bytes | None:
     """The profile an output is converted to and tagged with: None for sRGB, else the
     content's own (None too when the content is untagged or sRGB). `content`: a path, or a
-    PIL image as opened (its `icc_profile`)."""
+    PIL image as opened (its `icc_profile`). Raises ConfigError, before any work, for a
+    profile the output cannot be converted to at `bit_depth`."""
     if choice == "srgb":
         return None
     from_file = isinstance(content, (str, Path))
@@ -253,5 +254,10 @@ def output_profile(choice: OutputProfile, content: Any) -> bytes | None:
         raise ConfigError(
             f"--output-profile content: the content's ICC profile is {profile[16:20].decode('latin-1').strip()}, "
             "not RGB; write sRGB (the default) instead"
+        )
+    if matrix_profile(profile) is None and bit_depth == 16:
+        raise ConfigError(
+            "--output-profile content with --bit-depth 16: the content's ICC profile is LUT based, which nst "
+            "converts to at 8 bits only; drop one of the two options"
         )
     return profile

@@ -102,7 +102,7 @@ class Worker:
             text = provenance(job.config, content=job.content, styles=self.inputs.styles, model=self.inputs.model,
                               weights_sha256=session.model.info.weights_sha256, targets=self.inputs.targets,
                               device=str(session.device), precision=precision_name(session.device, job.config.precision))  # fmt: skip
-            profile = output_profile(job.config.output_profile, job.content)
+            profile = output_profile(job.config.output_profile, job.content, bit_depth=job.config.bit_depth)
             outcome.data = encode_image(image, job.output, text=text, bit_depth=job.config.bit_depth, profile=profile)
             outcome.loss = final_loss(rows)
         except NSTError as exc:
