@@ -156,7 +156,7 @@ def test_stylize_writes_16_bit_outputs_and_checkpoints(vgg19_onnx, files, tmp_pa
 
 
 def test_batch_workers_encode_16_bits(vgg19_onnx, files, tmp_path):
-    from nst.runtime.batch import stylize_batch
+    from nst.batch import stylize_batch
 
     config = StylizeConfig(iterations=2, size=0, seed=1, bit_depth=16)
     stylize_batch([files["content"]], styles=[files["style"]], outdir=tmp_path / "out", config=config, model=vgg19_onnx)

@@ -153,7 +153,7 @@ def test_ray_without_a_cluster_is_one_line(vgg19_onnx, inputs, monkeypatch):
     instance runs) is one line, not Ray's traceback."""
     import types
 
-    import nst.runtime.batch.cluster as cluster
+    import nst.batch.cluster as cluster
 
     def no_cluster(**kwargs):
         raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by ...")

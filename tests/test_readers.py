@@ -259,10 +259,10 @@ def test_undetectable_layout_is_refused_naming_the_option(mats, tmp_path):
 
 
 def test_known_hash_decides_and_the_summary_says_so(mats, tmp_path, monkeypatch):
-    from nst.models.weights import sha256_file
+    from nst.fileio import file_sha256
 
     pth = _save_pth(_state_dict(mats["torchvision"], "torchvision"), tmp_path / "vgg19-x.pth")
-    entry = registry.WEIGHTS["vgg19-torchvision"].replace(sha256_prefix=sha256_file(pth)[:8])
+    entry = registry.WEIGHTS["vgg19-torchvision"].replace(sha256_prefix=file_sha256(pth)[:8])
     monkeypatch.setitem(registry.WEIGHTS, "vgg19-torchvision", entry)
     result = CliRunner().invoke(main, ["export-vgg", str(pth), "-o", str(tmp_path / "m.onnx")])
     assert result.exit_code == 0, result.output
@@ -287,14 +287,14 @@ def test_options_that_do_not_fit_the_format_are_refused(make_mat, mats, tmp_path
 
 
 def test_registry_pth_entries_download_against_their_hash_prefix(mats, tmp_path, monkeypatch):
+    from nst.fileio import file_sha256
     from nst.models.cache import ensure_weights
     from nst.models.download import digest_matches
-    from nst.models.weights import sha256_file
 
     from weights_server import WeightsServer
 
     pth = _save_pth(_state_dict(mats["caffe"], "caffe"), tmp_path / "vgg16-caffe.pth")
-    prefix = sha256_file(pth)[:8]
+    prefix = file_sha256(pth)[:8]
     monkeypatch.setenv("NST_HOME", str(tmp_path / "home"))
     with WeightsServer({"vgg16-00b39a1b.pth": pth.read_bytes()}) as server:
         monkeypatch.setenv("NST_WEIGHTS_URL", server.url)
@@ -335,3 +335,14 @@ def test_stylize_takes_a_pth_through_weights_and_its_layout_option(mats, tmp_pat
     from nst.contract import read_model_info
 
     assert (read_model_info(model).weights_format, read_model_info(model).weights_layout) == ("pth", "caffe")
+
+
+def test_check_model_builds_its_reference_from_the_pth_with_the_recorded_layout(mats, tmp_path):
+    from nst.check import CheckConfig, check_model
+
+    pth = _save_pth(_state_dict(mats["torchvision"], "torchvision"), tmp_path / "tv.pth")
+    model = export_vgg_file(pth, tmp_path / "tv.onnx", _config(weights_layout="torchvision")).path
+    report = check_model(model, config=CheckConfig(runtime="onnxruntime", weights=pth, size=(16, 20)))
+    assert report.ok, report
+    with pytest.raises(WeightsError, match=r"is not the file .* was exported from .*; pass that \.pth$"):
+        check_model(model, config=CheckConfig(runtime="onnxruntime", weights=mats["torchvision"], size=(16, 20)))

@@ -24,8 +24,6 @@ from nst.models.layers import Pooling
 def options_key(config: ExportConfig) -> str:
     """A short hash of the export options and the graph format: equal keys, equal graphs."""
     options = {"format": FORMAT_VERSION, **dataclasses.asdict(config)}
-    if options["weights_layout"] == "auto":
-        del options["weights_layout"]  # the key models cached before the option existed have
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -18,8 +18,8 @@ def export_vgg_file(
     overwrite: bool = False,
     source_sha256: str | None = None,
 ) -> ModelInfo:
-    """Read weights (.mat, .pth, .safetensors or an ONNX classifier), build the extractor (quantized, with `config.quantize`) and write it to
-    `output`; return its `ModelInfo`.
+    """Read weights (.mat, .pth, .safetensors or an ONNX classifier), build the extractor
+    (quantized, with `config.quantize`) and write it to `output`; return its `ModelInfo`.
     `source_sha256`, the weights file's hash if known, spares hashing it again."""
     import onnx
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 from nst.errors import CacheError, OutputError, WeightsError
-from nst.fileio import atomic_path, check_writable
+from nst.fileio import atomic_path, check_writable, file_digests, file_sha256
 from nst.models import registry
-from nst.models.download import DEFAULT_TIMEOUT, ProgressFn, digest_matches, download_file, file_digests, part_path
+from nst.models.download import DEFAULT_TIMEOUT, ProgressFn, digest_matches, download_file, part_path
 
 ENV_HOME = "NST_HOME"
 # Messages for the user ("downloading ...", "using cached model ..."); the CLI prints them.
@@ -141,7 +141,7 @@ def source_sha256(path: str | Path) -> str:
     """SHA-256 of a weights file: remembered when unchanged, else computed and remembered."""
     digest = known_sha256(path)
     if digest is None:
-        digest = file_digests(path, ("sha256",))["sha256"]
+        digest = file_sha256(path)
         remember_sha256(path, digest)
     return digest
 

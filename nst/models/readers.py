@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from nst.errors import ConfigError, WeightsError
+from nst.fileio import file_sha256
 from nst.models import registry
 from nst.models.convention import CONVENTIONS, InputConvention, LayoutChoice, fold_convention
 from nst.models.matconvnet import read_matconvnet
 from nst.models.onnx_classifier import Preprocessing, read_onnx_classifier
-from nst.models.weights import VGGWeights, sha256_file
+from nst.models.weights import VGGWeights
 
 SUFFIXES: dict[str, str] = {".mat": "mat", ".pth": "pth", ".pt": "pth", ".safetensors": "safetensors", ".onnx": "onnx"}
 _OPTION = "--weights-layout torchvision (RGB, normalized by mean and std) or --weights-layout caffe (BGR 0-255)"
@@ -61,7 +62,7 @@ def read_weights(
         raise ConfigError(
             f"--swap-kernel-axes reproduces neural-style's reading of .mat files; it does not apply to {path.name}"
         )
-    digest = sha256 or sha256_file(path)
+    digest = sha256 or file_sha256(path)
     if fmt == "onnx":
         graph = read_onnx_classifier(path)
         architecture, convs = graph.architecture, graph.convs

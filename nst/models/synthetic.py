@@ -95,6 +95,19 @@ def write_synthetic_mat(
     for i, rec in enumerate(layers):
         cells[0, i] = rec
 
+    variables = _file_variables(cells, version, mean_pixel)
+
+    import scipy.io
+
+    path = Path(path)
+    scipy.io.savemat(str(path), variables, do_compression=False, oned_as="row")
+    return path
+
+
+def _file_variables(cells: np.ndarray, version: str, mean_pixel: tuple[float, float, float]) -> dict:
+    """The .mat's top-level variables around the layer `cells`: the normalization (the mean
+    pixel) and classes, where each MatConvNet version keeps them."""
+    classes = _record([("name", _class_cell("n")), ("description", _class_cell("class "))])
     if version == "old":
         average = np.tile(np.array(mean_pixel, dtype=np.float64), (224, 224, 1))  # (224, 224, 3)
         normalization = _record(
@@ -106,29 +119,20 @@ def write_synthetic_mat(
                 ("interpolation", "bilinear"),
             ]
         )
-        classes = _record([("name", _class_cell("n")), ("description", _class_cell("class "))])
-        variables = {"layers": cells, "classes": classes, "normalization": normalization}
-    else:
-        average = np.array(mean_pixel, dtype=np.float64).reshape(1, 1, 3)
-        normalization = _record(
-            [
-                ("imageSize", np.array([[224, 224, 3, 10]], dtype=np.uint16)),
-                ("keepAspect", np.array([[1]], dtype=np.uint8)),
-                ("averageImage", average),
-                ("border", np.array([[32, 32]], dtype=np.uint8)),
-                ("cropSize", np.array([[0.875]])),
-                ("interpolation", "bilinear"),
-            ]
-        )
-        classes = _record([("name", _class_cell("n")), ("description", _class_cell("class "))])
-        meta = _record([("inputs", _empty_cell()), ("classes", classes), ("normalization", normalization)])
-        variables = {"layers": cells, "meta": meta}
-
-    import scipy.io
-
-    path = Path(path)
-    scipy.io.savemat(str(path), variables, do_compression=False, oned_as="row")
-    return path
+        return {"layers": cells, "classes": classes, "normalization": normalization}
+    average = np.array(mean_pixel, dtype=np.float64).reshape(1, 1, 3)
+    normalization = _record(
+        [
+            ("imageSize", np.array([[224, 224, 3, 10]], dtype=np.uint16)),
+            ("keepAspect", np.array([[1]], dtype=np.uint8)),
+            ("averageImage", average),
+            ("border", np.array([[32, 32]], dtype=np.uint8)),
+            ("cropSize", np.array([[0.875]])),
+            ("interpolation", "bilinear"),
+        ]
+    )
+    meta = _record([("inputs", _empty_cell()), ("classes", classes), ("normalization", normalization)])
+    return {"layers": cells, "meta": meta}
 
 
 def _class_cell(prefix: str, count: int = 1000) -> np.ndarray:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -29,12 +27,3 @@ class VGGWeights:
     file_format: str = "mat"  # mat | pth | safetensors | onnx
     layout: str = "matconvnet"  # matconvnet | torchvision | caffe | onnx (a classifier's own preprocessing)
     layout_source: str = "format"  # how the layout was known: format | hash | keys | preprocessing | option
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from nst.runtime.images import from_array
+
 ColorMode = Literal["luminance", "histogram"]
 COLOR_MODES: tuple[str, ...] = ("luminance", "histogram")
 
@@ -36,8 +38,6 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
 
 def preserve_colors(stylized, content, mode: ColorMode):
     """Return `stylized` (PIL RGB) with the colours of `content` (PIL RGB, resized to match)."""
-    from nst.runtime.images import from_array
-
     return from_array(preserve_colors_array(np.asarray(stylized, dtype=np.float64), content, mode))
 
 

@@ -10,12 +10,13 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from nst.errors import ImageError, NSTWarning, OutputError
 from nst.fileio import atomic_path
+from nst.runtime.config import BitDepth
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 # A path to an image file, or an image already in memory.
 ImageLike = Union[str, Path, "Image"]
 
-BitDepth = Literal[8, 16]
 # Output formats that can hold 16 bits per channel.
 DEEP_FORMATS = ("PNG", "TIFF")
 # Output formats by extension, with their save options.
@@ -139,6 +139,23 @@ def rgb_image(img):
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def resized_shape(
+    size: tuple[int, int], *, long_side: float | None = None, width: float | None = None
+) -> tuple[int, int]:
+    """(height, width) of an image of `size` (height, width) once resized, keeping its aspect:
+    its width to `width` when given, else its long side to `long_side` (None or 0: as it is).
+    The target is rounded to whole pixels first, then the other side follows. The one size rule
+    of contents (`--size`, `--width`) and styles (scale x the content's width, or x `--size`)."""
+    h, w = size
+    if width is not None:
+        factor = round(width) / w
+    elif long_side:
+        factor = round(long_side) / max(h, w)
+    else:
+        return size
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
 def resized(img, size: tuple[int, int]):
     """`img` at `size` (height, width), Lanczos; itself when it has that size already."""
     from PIL import Image
@@ -146,6 +163,21 @@ def resized(img, size: tuple[int, int]):
     if (img.height, img.width) == size:
         return img
     return img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+
+
+def resized_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, 3) floats at `size` (height, width): each channel resized as a float image with
+    Lanczos, as `resized` resizes 8-bit ones; itself when it has that size."""
+    from PIL import Image
+
+    if pixels.shape[:2] == size:
+        return pixels
+    target = (size[1], size[0])  # PIL's (width, height)
+    channels = [
+        Image.fromarray(np.ascontiguousarray(pixels[..., c], np.float32), "F").resize(target, Image.Resampling.LANCZOS)
+        for c in range(3)
+    ]
+    return np.stack([np.asarray(channel) for channel in channels], axis=-1)  # (H, W, 3)
 
 
 def to_array(img) -> np.ndarray:

@@ -14,11 +14,12 @@ import torch.nn.functional as F
 
 from nst.errors import NSTError
 from nst.runtime.colors import preserve_colors_array
-from nst.runtime.config import Step, StylizeConfig, applied_options
+from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import autocast, channels_last
-from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, optimize
+from nst.runtime.images import Rendered, resized, resized_pixels, to_array
+from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, Step, optimize
 from nst.runtime.mirror import VGGMirror
-from nst.runtime.objective import Objective, StyleGrams, reference_terms
+from nst.runtime.objective import Objective, StyleGrams, objective_terms
 from nst.runtime.optim import Optimizer, make_optimizer
 from nst.runtime.plan import Plan, Stage, initial_image
 from nst.runtime.state import RunState
@@ -26,8 +27,6 @@ from nst.version import nst_version
 
 if TYPE_CHECKING:
     from PIL.Image import Image
-
-    from nst.runtime.images import Rendered
 
 
 class StylizeInterrupted(KeyboardInterrupt):
@@ -133,8 +132,9 @@ class Run:
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = (image.detach().clone() if resumed else image.detach()).requires_grad_(True)
         precision, layout = autocast(self.device, self.config.precision), channels_last(self.device)
-        terms = reference_terms(self.model, content, style_grams, self.plan.blend, self.config,
-                                precision=precision, channels_last=layout)  # fmt: skip
+        terms = objective_terms(
+            self.model, content, style_grams, self.plan.blend, self.config, precision=precision, channels_last=layout
+        )
         objective = Objective(
             self.model,
             [*terms, *self.plan.extra_terms],
@@ -211,8 +211,6 @@ class Run:
     def render(self, tensor: torch.Tensor) -> Rendered:
         """A (1, 3, h, w) image as the output: clipped, at the full size, recoloured; in float,
         so that a 16-bit writer gets more than the 8-bit image (`Rendered.image`) holds."""
-        from nst.runtime.images import Rendered
-
         pixels = np.clip(tensor.detach().float().cpu().numpy()[0].transpose(1, 2, 0), 0.0, 255.0)  # (h, w, 3)
         pixels = resized_pixels(pixels, self.full_size)
         if self.config.preserve_colors:
@@ -220,23 +218,6 @@ class Run:
         return Rendered(np.clip(pixels, 0.0, 255.0).astype(np.float32))
 
 
-def resized_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w, 3) floats at `size` (height, width): each channel resized as a float image with
-    Lanczos, as `images.resized` resizes 8-bit ones; itself when it has that size."""
-    from PIL import Image
-
-    if pixels.shape[:2] == size:
-        return pixels
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c], np.float32), "F").resize(
-            (size[1], size[0]), Image.Resampling.LANCZOS))
-        for c in range(3)
-    ]  # fmt: skip
-    return np.stack(channels, axis=-1)  # (H, W, 3)
-
-
 def image_tensor(image: Image, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """`image` resized to `size` (height, width) as (1, 3, H, W) 0-255 on `device`."""
-    from nst.runtime.images import resized, to_array
-
     return torch.from_numpy(to_array(resized(image, size))).to(device)  # (1, 3, H, W)
