@@ -94,6 +94,11 @@ class ModelInfo:
     gram_precision: str = "fp32"  # the Gram arithmetic (float32 in every graph: F F^T overflows fp16)
     quantize: str = ""  # "" | int8 (static QDQ)
     calibration: str = ""  # how an int8 graph's activation ranges were calibrated
+    # What the weights file was (nst.models.readers); the defaults are a .mat's.
+    weights_format: str = "mat"  # mat | pth | safetensors | onnx
+    # The file's input convention, folded into conv1_1: matconvnet | torchvision | caffe | onnx
+    weights_layout: str = "matconvnet"
+    layout_source: str = "format"  # how that was known: format | hash | keys | preprocessing | option
 
     @property
     def feature_outputs(self) -> tuple[str, ...]:
@@ -137,6 +142,9 @@ class ModelInfo:
             _PREFIX + "gram_precision": self.gram_precision,
             _PREFIX + "quantize": self.quantize or "none",
             _PREFIX + "calibration": self.calibration,
+            _PREFIX + "weights_format": self.weights_format,
+            _PREFIX + "weights_layout": self.weights_layout,
+            _PREFIX + "layout_source": self.layout_source,
         }
 
 
@@ -213,6 +221,9 @@ def model_info(model: Any, path: str | Path) -> ModelInfo:
         gram_precision=props["gram_precision"],
         quantize="" if props["quantize"] == "none" else props["quantize"],
         calibration=props["calibration"],
+        weights_format=props["weights_format"],
+        weights_layout=props["weights_layout"],
+        layout_source=props["layout_source"],
     )
 
 
@@ -235,6 +246,9 @@ _REQUIRED = (
     "gram_precision",
     "quantize",
     "calibration",
+    "weights_format",
+    "weights_layout",
+    "layout_source",
 )
 
 

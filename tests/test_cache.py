@@ -131,8 +131,8 @@ def test_file_placed_by_hand_is_checked_once(fixture_weights):
 def test_unknown_weights_are_a_clear_error(weights_home):
     with pytest.raises(
         WeightsError,
-        match=r"weights file not found: nope\.mat \(give a \.mat file, or one of "
-        r"the known weights vgg19, vgg16, vgg19-2015",
+        match=r"weights file not found: nope\.mat \(give a \.mat, \.pth, \.safetensors or \.onnx file, or one of "
+        r"the known weights vgg19, vgg16, vgg16-caffe, vgg16-torchvision, vgg19-2015, vgg19-caffe, vgg19-torchvision,",
     ):
         cached_model("nope.mat")
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from nst.errors import ConfigError, ImageError, option_name
 from nst.runtime.config import RULES, StylizeConfig, applied_options, choices
-from nst.runtime.images import output_format
+from nst.runtime.images import check_output, output_format
 
 # What a folder or a glob contributes: files Pillow reads as images, by extension.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -175,6 +175,7 @@ def make_jobs(
     for row, content in enumerate(contents):
         for column, params in enumerate(sets):
             job_config = config.replace(**params)
+            check_output(name, bit_depth=job_config.bit_depth, embed_profile=job_config.output_profile == "content")
             values: dict[str, Any] = {"content": content.stem, "parent": content.resolve().parent.name, "style": style}
             for key, value in applied_options(job_config).items():
                 values[key] = values[key.replace("_", "-")] = _Value(value)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from nst.batch.jobs import BatchEvent, Job
 from nst.errors import NSTError, NSTWarning
 from nst.runtime.config import StylizeConfig
+from nst.runtime.icc import output_profile
 from nst.runtime.images import encode_image
 from nst.runtime.record import final_loss
 from nst.runtime.targets import load_targets
@@ -99,7 +100,7 @@ class Worker:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", NSTWarning)
-                image = self.session.stylize(
+                image = self.session.render(
                     job.content, styles=self.inputs.styles, targets=self.targets, config=job.config, callback=on_step
                 )
             for w in caught:  # nst's go to the caller; others stay where they are
@@ -110,7 +111,9 @@ class Worker:
             text = self.session.provenance(
                 job.config, content=job.content, styles=self.inputs.styles, targets=self.inputs.targets
             )
-            outcome.data = encode_image(image, job.output, text=text)
+            bits = job.config.bit_depth
+            profile = output_profile(job.config.output_profile, job.content, bit_depth=bits)
+            outcome.data = encode_image(image, job.output, text=text, bit_depth=bits, profile=profile)
             outcome.loss = final_loss(rows)
         except NSTError as exc:
             outcome.error = str(exc)

@@ -40,8 +40,9 @@ _PATH = click.Path(path_type=Path, dir_okay=False)
 @click.option(
     "--weights",
     type=_PATH,
-    metavar="SOURCE.mat",
-    help="Build the reference from the .mat the model was exported from (its SHA-256 must match), "
+    metavar="SOURCE",
+    help="Build the reference from the weights file (.mat, .pth, ...) the model was exported from (its SHA-256 "
+    "must match), "
     "so that a graph that does not hold its weights fails.  [default: the model's own weights]",
 )
 def check_model_cmd(

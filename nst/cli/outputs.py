@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 from nst.errors import ConfigError, OutputError
 from nst.fileio import check_writable, fallback_path
-from nst.runtime.config import StylizeConfig
+from nst.runtime.config import BitDepth, StylizeConfig
 from nst.runtime.record import LossLog
 from nst.runtime.state import state_path
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
+    from nst.runtime.images import OutputImage
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,27 @@ def checkpoint_path(template: str, iteration: int) -> Path:
     return Path(name)
 
 
-def save_final(image: Image, path: Path, *, overwrite: bool, text: dict[str, str]) -> None:
+@dataclass(frozen=True)
+class Encoding:
+    """How a run writes its images, final and checkpoints alike: the PNG text (its provenance,
+    `Stylizer.provenance`), the bits per channel, and the colour profile (None: sRGB)."""
+
+    text: dict[str, str]
+    bit_depth: BitDepth = 8
+    profile: bytes | None = None
+
+    def save(self, image: OutputImage, path: Path, *, overwrite: bool) -> None:
+        from nst.runtime.images import save_image
+
+        save_image(image, path, overwrite=overwrite, text=self.text, bit_depth=self.bit_depth, profile=self.profile)
+
+
+def save_final(image: OutputImage, path: Path, *, overwrite: bool, encoding: Encoding) -> None:
     """Write the finished image; if that fails after all, save it in the temporary folder and
     raise an OutputError that says where (finished work is never lost)."""
-    from nst.runtime.images import save_image
-
     try:
-        save_image(image, path, overwrite=overwrite, text=text)
+        encoding.save(image, path, overwrite=overwrite)
     except OutputError as exc:
         fallback = fallback_path(path)
-        save_image(image, fallback, overwrite=True, text=text)
+        encoding.save(image, fallback, overwrite=True)
         raise OutputError(f"{exc}; the image was saved to {fallback} instead") from None

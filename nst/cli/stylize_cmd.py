@@ -15,7 +15,7 @@ from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config
 from nst.errors import ConfigError
 
 if TYPE_CHECKING:
-    from nst.cli.outputs import OutputPaths
+    from nst.cli.outputs import Encoding, OutputPaths
     from nst.cli.progress import StepDisplay
     from nst.runtime.config import StylizeConfig
     from nst.runtime.loop import Step
@@ -69,7 +69,8 @@ def stylize_cmd(
     """
     from nst.cli.outputs import output_paths
     from nst.runtime.config import StylizeConfig
-    from nst.runtime.images import output_format
+    from nst.runtime.icc import output_profile
+    from nst.runtime.images import check_output
     from nst.runtime.ort_extractor import check_provider
     from nst.runtime.record import require_matplotlib
     from nst.runtime.state import load_state
@@ -79,13 +80,25 @@ def stylize_cmd(
     base = StylizeConfig.from_options(state.config) if state is not None else None
     config = stylize_config(options, base)
     paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
-    output_format(output)
+    for path in (output, *paths.checkpoints.values()):
+        check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
     paths.check(overwrite=report.overwrite, after=state.iteration if state else 0)  # before any work
+    profile = output_profile(config.output_profile, content, bit_depth=config.bit_depth)
     if report.plot:
         require_matplotlib()
     check_provider(config.provider)
     model = source.resolve(config.pooling)
-    _run(content, styles, model=model, targets=source.targets, config=config, paths=paths, state=state, report=report)
+    _run(
+        content,
+        styles,
+        model=model,
+        targets=source.targets,
+        config=config,
+        paths=paths,
+        state=state,
+        report=report,
+        profile=profile,
+    )
 
 
 def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
@@ -112,8 +125,9 @@ def _run(
     paths: OutputPaths,
     state: RunState | None,
     report: Reporting,
+    profile: bytes | None,
 ) -> None:
-    from nst.cli.outputs import save_final
+    from nst.cli.outputs import Encoding, save_final
     from nst.cli.progress import StepDisplay
     from nst.runtime.record import final_loss
     from nst.runtime.stylize import StylizeDiverged, StylizeInterrupted, Stylizer
@@ -122,21 +136,22 @@ def _run(
     start = time.perf_counter()
     session = Stylizer(model, config=config, keep_extractor=False)
     text = session.provenance(config, content=content, styles=styles, targets=targets)
+    encoding = Encoding(text, config.bit_depth, profile)
     rows = list(state.history) if state is not None else []
     display = StepDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every, done=len(rows))
     overwrite = report.overwrite
-    on_step = _recorder(display, rows, paths, text, overwrite=overwrite)
+    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite)
     try:
-        image = session.stylize(content, styles=styles, targets=targets, callback=on_step, resume=state)
+        image = session.render(content, styles=styles, targets=targets, callback=on_step, resume=state)
     except StylizeInterrupted as stop:
         display.close()
-        _keep_interrupted(stop, rows, paths, text, overwrite=overwrite)
+        _keep_interrupted(stop, rows, paths, encoding, overwrite=overwrite)
     except StylizeDiverged as stop:
         display.close()
         paths.log.write(rows, overwrite=overwrite)
         if stop.image is None:
             raise
-        save_final(stop.image, paths.output, overwrite=overwrite, text=text)
+        save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, encoding=encoding)
         raise click.ClickException(f"{stop}; wrote the best image so far to {paths.output}") from None
     except KeyboardInterrupt:
         display.close()
@@ -144,21 +159,21 @@ def _run(
         sys.exit(INTERRUPTED)
     finally:
         display.close()
-    save_final(image, paths.output, overwrite=overwrite, text=text)
+    save_final(image, paths.output, overwrite=overwrite, encoding=encoding)
     paths.log.write(rows, overwrite=overwrite)
     loss = final_loss(rows)
+    height, width = image.pixels.shape[:2]
     click.echo(
-        f"wrote {paths.output} ({image.width}x{image.height}, {config.optimizer}, {config.iterations} iterations, "
+        f"wrote {paths.output} ({width}x{height}, {config.optimizer}, {config.iterations} iterations, "
         f"loss {loss if loss is not None else float('nan'):.6g}) in {time.perf_counter() - start:.1f} s"
     )
 
 
 def _recorder(
-    display: StepDisplay, rows: list[dict[str, Any]], paths: OutputPaths, text: dict[str, str], *, overwrite: bool
+    display: StepDisplay, rows: list[dict[str, Any]], paths: OutputPaths, encoding: Encoding, *, overwrite: bool
 ) -> Callable[[Step], None]:
     """The run's callback: the progress display, the history rows, and at checkpoint
     iterations the checkpoint image with its state."""
-    from nst.runtime.images import save_image
     from nst.runtime.state import save_state, state_path
 
     def on_step(step: Step) -> None:
@@ -166,7 +181,7 @@ def _recorder(
         rows.append(step.row())
         if step.image is not None:
             checkpoint = paths.checkpoints[step.iteration]
-            save_image(step.image, checkpoint, overwrite=overwrite, text=text)
+            encoding.save(step.rendered or step.image, checkpoint, overwrite=overwrite)
             if step.state is not None:
                 save_state(step.state, state_path(checkpoint), overwrite=overwrite)
 
@@ -174,13 +189,13 @@ def _recorder(
 
 
 def _keep_interrupted(
-    stop: StylizeInterrupted, rows: list[dict[str, Any]], paths: OutputPaths, text: dict[str, str], *, overwrite: bool
+    stop: StylizeInterrupted, rows: list[dict[str, Any]], paths: OutputPaths, encoding: Encoding, *, overwrite: bool
 ) -> NoReturn:
     """Ctrl-C: the best image so far, the log, and the state to resume from; exit 130."""
     from nst.cli.outputs import save_final
     from nst.runtime.state import save_state, state_path
 
-    save_final(stop.image, paths.output, overwrite=overwrite, text=text)
+    save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, encoding=encoding)
     paths.log.write(rows, overwrite=overwrite)
     note = ""
     if stop.state is not None:

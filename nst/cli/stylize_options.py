@@ -21,6 +21,7 @@ from click.core import ParameterSource
 
 from nst.cli.options import DEVICE, choice, comma_list, ranged
 from nst.errors import ConfigError, NSTWarning, option_name
+from nst.models.convention import LayoutChoice
 from nst.runtime.config import (
     ADAM_ONLY,
     DEFAULT_WEIGHTS,
@@ -28,6 +29,7 @@ from nst.runtime.config import (
     ColorMode,
     LossScale,
     OptimizerName,
+    OutputProfile,
     Pooling,
     Precision,
     Provider,
@@ -107,6 +109,13 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help=f"Long side of the coarsest stage.  [default: {_D.min_size}]"),
     click.option("--checkpoint-iterations", type=ranged("checkpoint_iterations", int),
                  help="Every N iterations, write the best image so far and the run's state (to --resume from)."),
+    click.option("--bit-depth", type=click.Choice(["8", "16"]), default=str(_D.bit_depth), show_default=True,
+                 callback=lambda _ctx, _param, value: int(value) if value is not None else None,
+                 help="Bits per channel of PNG and TIFF outputs (and checkpoints); 16 writes the float image "
+                 "without rounding it to 8 bits first."),
+    click.option("--output-profile", type=choice(OutputProfile), default=_D.output_profile, show_default=True,
+                 help="The outputs' colour profile: srgb (tagged as such), or content: converted to the content "
+                 "image's embedded ICC profile (Adobe RGB, Display P3, ...) and tagged with it."),
 ]  # fmt: skip
 
 _MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
@@ -115,7 +124,11 @@ _MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
                  "downloaded and exported on first use]"),
     click.option("--weights", metavar="NAME|PATH",
                  help="Without -m: the weights to export the cached model from, a registry name "
-                 "(vgg19, vgg19-2015, vgg16) or a local .mat file.  [default: vgg19]"),
+                 "(vgg19, vgg19-2015, vgg16, vgg19-torchvision, vgg19-caffe, ...) or a local .mat, .pth, "
+                 ".safetensors or ONNX classifier file.  [default: vgg19]"),
+    click.option("--weights-layout", type=choice(LayoutChoice), default="auto", show_default=True,
+                 help="The input --weights expects: torchvision (RGB, normalized) or caffe (BGR 0-255); "
+                 "auto: from a known file's hash, its keys or its preprocessing."),
     click.option("--targets", type=PATH,
                  help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images."),
 ]  # fmt: skip
@@ -134,11 +147,13 @@ CONFIG_PARAMS = tuple(field.name for field in dataclasses.fields(StylizeConfig))
 
 @dataclass(frozen=True)
 class ModelSource:
-    """-m, --weights and --targets: the network a command runs, and precomputed style Grams."""
+    """-m, --weights (and its --weights-layout) and --targets: the network a command runs, and
+    precomputed style Grams."""
 
     model: Path | None = None
     weights: str | None = None
     targets: Path | None = None
+    weights_layout: LayoutChoice = "auto"  # the input convention of a .pth/.safetensors/.onnx --weights
 
     def __post_init__(self) -> None:
         if self.model is not None and self.weights is not None:
@@ -151,7 +166,14 @@ class ModelSource:
         from nst.export.cached import resolve_model
 
         with download_bar("weights") as progress:
-            return resolve_model(self.model, weights=self.weights, pooling=pooling, progress=progress, notify=echo_step)
+            return resolve_model(
+                self.model,
+                weights=self.weights,
+                pooling=pooling,
+                layout=self.weights_layout,
+                progress=progress,
+                notify=echo_step,
+            )
 
 
 @dataclass(frozen=True)
@@ -172,7 +194,9 @@ def stylize_options(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def grouped(**params: Any) -> Any:
-        source = ModelSource(params.pop("model"), params.pop("weights"), params.pop("targets"))
+        source = ModelSource(
+            params.pop("model"), params.pop("weights"), params.pop("targets"), params.pop("weights_layout")
+        )
         report = Reporting(*(params.pop(name) for name in ("print_iterations", "log", "plot", "overwrite", "quiet")))
         options = {name: params.pop(name) for name in CONFIG_PARAMS}
         return command(source=source, report=report, options=options, **params)

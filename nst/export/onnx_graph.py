@@ -26,6 +26,7 @@ from nst.contract import (
 )
 from nst.errors import ConfigError, option_name
 from nst.export.graph_nodes import GraphBuilder, layer_shapes
+from nst.models.convention import LayoutChoice
 from nst.models.layers import DEFAULT_LAYERS, STYLE_LAYERS, Layer, Pooling, check_layers, truncated_table
 from nst.models.weights import VGGWeights
 
@@ -53,6 +54,7 @@ class ExportConfig:
     outputs: Outputs = "all"
     quantize: Quantize | None = None
     calibrate: Path | None = None  # --quantize int8's calibration images; None: the examples folder
+    weights_layout: LayoutChoice = "auto"  # a .pth/.safetensors/.onnx file's input convention; auto: detect
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -87,6 +89,10 @@ def check_config(config: ExportConfig) -> None:
         raise ConfigError("--outputs grams with --no-grams leaves the graph no output; drop one of them")
     if config.quantize and config.precision != "fp32":
         raise ConfigError("--quantize int8 quantizes a float32 graph; drop --precision fp16")
+    if config.weights_layout not in ("auto", "torchvision", "caffe"):
+        raise ConfigError(
+            f"{option_name('weights_layout')} must be auto, torchvision or caffe, not {config.weights_layout!r}"
+        )
     if config.calibrate is not None and not config.quantize:
         raise ConfigError("--calibrate chooses the images of --quantize int8; add --quantize int8 or drop it")
 
@@ -182,6 +188,9 @@ def _model_info(
         io=config.io,
         static=config.static,
         outputs=config.outputs if grams or config.outputs == "grams" else "features",
+        weights_format=weights.file_format,
+        weights_layout=weights.layout,
+        layout_source=weights.layout_source,
     )
 
 

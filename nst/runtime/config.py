@@ -22,6 +22,8 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
 Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
 LossScale = Literal["reference", "balanced"]
+BitDepth = Literal[8, 16]  # bits per channel of PNG and TIFF outputs
+OutputProfile = Literal["srgb", "content"]  # the outputs' colour profile
 Device = str  # auto | cpu | cuda | cuda:N (see check_device)
 
 SEED_MAX = 2**64 - 1
@@ -106,6 +108,8 @@ class StylizeConfig:
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
     provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
+    bit_depth: BitDepth = 8  # output only: 16 writes PNG/TIFF from the float image
+    output_profile: OutputProfile = "srgb"  # output only: tagged sRGB, or converted to the content's ICC profile
 
     def __post_init__(self) -> None:
         check(self)
@@ -185,8 +189,8 @@ RULES: dict[str, Rule] = {
 
 ADAM_ONLY = ("learning_rate", "beta1", "beta2", "epsilon")
 LBFGS_ONLY = ("lbfgs_history",)
-# Options that change where things are written, not the image.
-OUTPUT_ONLY = ("checkpoint_iterations",)
+# Options that change where and how things are written, not the image optimised.
+OUTPUT_ONLY = ("checkpoint_iterations", "bit_depth", "output_profile")
 
 
 def applied_options(config: StylizeConfig) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from nst.runtime.optim import Optimizer
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from nst.runtime.images import Rendered
     from nst.runtime.state import RunState
 
 # objective(image) -> (total, {term name: value}), scalar tensors.
@@ -44,6 +45,7 @@ class Step:
     elapsed: float  # seconds since the run started
     image: Image | None = None  # the best image so far, at checkpoint iterations only
     state: RunState | None = None  # the run's state, at checkpoint iterations only (save it in the callback)
+    rendered: Rendered | None = None  # `image` as float pixels (16-bit writers), with it
 
     def row(self) -> dict[str, Any]:
         """The step as a JSON row (the loss log, a run state's history)."""

@@ -23,7 +23,7 @@ from nst.models.layers import STYLE_LAYERS, Pooling
 from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import channels_last, precision_name, resolve_device
 from nst.runtime.grams import style_grams, style_shape
-from nst.runtime.images import ImageLike, as_image, image_key, probe_image, resized, resized_shape
+from nst.runtime.images import ImageLike, Rendered, as_image, image_key, probe_image, resized, resized_shape
 from nst.runtime.loop import Step
 from nst.runtime.losses import normalized
 from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
@@ -84,7 +84,24 @@ class Stylizer:
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
     ) -> Image:
-        """Stylize `content` with `styles` (or precomputed `targets`); return the best image.
+        """Stylize `content` with `styles` (or precomputed `targets`); return the best image
+        (8-bit sRGB; `render` returns the same image in float, for 16-bit outputs)."""
+        return self.render(content, styles=styles, targets=targets, callback=callback, config=config,
+                           extra_terms=extra_terms, resume=resume).image  # fmt: skip
+
+    def render(
+        self,
+        content: ImageLike,
+        *,
+        styles: Sequence[ImageLike] = (),
+        targets: str | Path | StyleTargets | None = None,
+        callback: StepCallback | None = None,
+        config: StylizeConfig | None = None,
+        extra_terms: Sequence[Term] = (),
+        resume: RunState | None = None,
+    ) -> Rendered:
+        """`stylize` without the rounding to 8 bits: the best image as float pixels (and its
+        8-bit `image`).
 
         `config` overrides the session's for this image (its pooling must be the session's).
         `extra_terms` are added to the objective at every stage. `resume` continues a run
