@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from nst.errors import NSTError
+from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
 from nst.runtime.colors import preserve_colors_array
 from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import autocast, channels_last
+from nst.runtime.guides import stage_guides
 from nst.runtime.images import Rendered, resized, resized_pixels, to_array
 from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, Step, optimize
 from nst.runtime.mirror import VGGMirror
@@ -132,9 +134,14 @@ class Run:
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = (image.detach().clone() if resumed else image.detach()).requires_grad_(True)
         precision, layout = autocast(self.device, self.config.precision), channels_last(self.device)
-        terms = objective_terms(
-            self.model, content, style_grams, self.plan.blend, self.config, precision=precision, channels_last=layout
+        regions = self.plan.regions
+        guides = (
+            stage_guides(regions, stage.size, self.model, style_layers=STYLE_LAYERS, content_layers=CONTENT_LAYERS)
+            if regions is not None
+            else None
         )
+        terms = objective_terms(self.model, content, style_grams, self.plan.blend, self.config, precision=precision,
+                                channels_last=layout, guides=guides)  # fmt: skip
         objective = Objective(
             self.model,
             [*terms, *self.plan.extra_terms],
