@@ -20,12 +20,11 @@ CACHE = Path(os.environ.get("NST_BENCH_CACHE", Path(tempfile.gettempdir()) / "ns
 def model_path(pooling: str = "max", layers: tuple[str, ...] = DEFAULT_LAYERS) -> Path:
     """A VGG-19 extractor with seeded random weights (the real file cannot be had here),
     built once and kept in $NST_BENCH_CACHE."""
+    from nst.contract import read_model_info
+    from nst.errors import ModelError
     from nst.export.onnx_graph import ExportConfig
     from nst.export.save import export_vgg_file
     from nst.models.synthetic import write_synthetic_mat
-
-    from nst.contract import read_model_info
-    from nst.errors import ModelError
 
     CACHE.mkdir(parents=True, exist_ok=True)
     onnx_path = CACHE / f"vgg19-{pooling}-{len(layers)}.onnx"
