@@ -169,3 +169,27 @@ def test_batch_and_the_python_api_take_masks(vgg19_onnx, files, tmp_path):
     assert result.exit_code == 0, result.output
     written = np.asarray(Image.open(tmp_path / "batch" / "content-stripes+blobs.png"))
     assert np.array_equal(written, np.asarray(with_masks))
+
+
+def test_masks_work_with_precomputed_targets_and_resume(vgg19_onnx, files, tmp_path):
+    targets = tmp_path / "styles.targets"
+    result = CliRunner().invoke(main, ["precompute-style", str(files["stripes"]), str(files["blobs"]), "-m",
+                                       str(vgg19_onnx), "-o", str(targets), "--size", str(SIZE[1])])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    masks = ("--style-mask", files["left"], "--style-mask", files["right"])
+    argv = ["stylize", str(files["content"]), "--targets", str(targets), "-m", str(vgg19_onnx), "--size",
+            str(SIZE[1]), "--iterations", "4", "--seed", "0", "-q", "--checkpoint-iterations", "2"]  # fmt: skip
+    result = CliRunner().invoke(main, [*argv, "-o", str(tmp_path / "whole.png"), *map(str, masks)])
+    assert result.exit_code == 0, result.output
+    state = tmp_path / "whole.0002.state"
+    resumed = CliRunner().invoke(
+        main, [*argv, "-o", str(tmp_path / "part.png"), "--resume", str(state), *map(str, masks)]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "part.png")), np.asarray(Image.open(tmp_path / "whole.png")))
+    other = CliRunner().invoke(
+        main, [*argv, "-o", str(tmp_path / "other.png"), "--resume", str(state), "--style-mask", str(files["right"]),
+               "--style-mask", str(files["left"])],
+    )  # fmt: skip
+    assert other.exit_code == 1
+    assert "Error: the state comes from a run with other regions" in other.output
