@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -262,6 +262,9 @@ class Step:
     elapsed: float  # seconds since the run started
     image: Image | None = None  # the best image so far, at checkpoint iterations only
     state: RunState | None = None  # the run's state, at checkpoint iterations only (save it in the callback)
+    # Renders the best image so far as `image` would be, on demand and from any thread (a live view
+    # calls it only when it shows a frame, so the loop never pays for it); None before the first.
+    preview: Callable[[], Image] | None = None
 
     def row(self) -> dict[str, Any]:
         """The step as a JSON row (the loss log, a run state's history)."""

@@ -4,6 +4,7 @@ best image so far, what each step reports, and the state a later run can resume 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -155,7 +156,9 @@ class Run:
 
         def on_step(iteration: int, total: float, values: dict[str, float]) -> None:
             elapsed = self.offset + time.perf_counter() - self.start
-            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed)
+            kept = self.best.image  # replaced by each better iterate, never changed in place: safe to render later
+            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed,
+                        preview=functools.partial(self.render, kept) if kept is not None else None)  # fmt: skip
             self.history.append(step.row())
             self.reached, self.boundary = iteration, True
             if self.callback is not None:
