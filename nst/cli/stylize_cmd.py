@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from nst.cli.outputs import OutputPaths
     from nst.runtime.config import Step, StylizeConfig
     from nst.runtime.state import RunState
+    from nst.serve.preview import Preview
 
 
 @click.command("stylize")
@@ -41,11 +43,14 @@ if TYPE_CHECKING:
     help="Continue the run saved in STATE (a checkpoint's .state file, or the one Ctrl-C wrote), "
     "with the same CONTENT and STYLEs; options not given are the saved run's.",
 )
+@click.option("--preview", type=click.IntRange(0, 65535), is_flag=False, flag_value=8765, metavar="[PORT]",
+              help="Watch the run in the browser at http://127.0.0.1:PORT/ (read-only; needs nst[serve]).  "
+              "[default port: 8765]")  # fmt: skip
 @stylize_options
 def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoint_output: str | None,
-                resume: Path | None, model: Path | None, weights: str | None, targets: Path | None,
-                print_iterations: int | None, log: bool, plot: bool, overwrite: bool, quiet: bool,
-                **options: Any) -> None:  # fmt: skip
+                resume: Path | None, preview: int | None, model: Path | None, weights: str | None,
+                targets: Path | None, print_iterations: int | None, log: bool, plot: bool, overwrite: bool,
+                quiet: bool, **options: Any) -> None:  # fmt: skip
     """Stylize CONTENT with the STYLE images (or --targets) and write OUTPUT.
 
     The content is resized so that its long side is --size px (512 by default); styles are
@@ -78,8 +83,21 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
 
         resolve_providers(config.provider)
     model_path = _resolve_model(model, weights, config.pooling)
-    _run(content, styles, model_path, targets, config, paths, state=state, overwrite=overwrite,
-         print_every=print_iterations, quiet=quiet)  # fmt: skip
+    with _live_view(preview, config, content, styles) as live:
+        _run(content, styles, model_path, targets, config, paths, state=state, overwrite=overwrite,
+             print_every=print_iterations, quiet=quiet, live=live)  # fmt: skip
+
+
+def _live_view(port: int | None, config: StylizeConfig, content: Path, styles: tuple[Path, ...]) -> Any:
+    """--preview's server for the length of the run (nothing without it)."""
+    if port is None:
+        return contextlib.nullcontext(None)
+    from nst.cli.serve_cmd import require_extra
+
+    require_extra()
+    from nst.serve.preview import previewing
+
+    return previewing(port, config=config, content=content, styles=styles)
 
 
 def _resolve_model(model: Path | None, weights: str | None, pooling: Pooling | None) -> Path:
@@ -107,7 +125,7 @@ def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
 
 def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Path | None, config: StylizeConfig,
          paths: OutputPaths, *, state: RunState | None, overwrite: bool, print_every: int | None,
-         quiet: bool) -> None:  # fmt: skip
+         quiet: bool, live: Preview | None = None) -> None:  # fmt: skip
     from nst.cli.outputs import save_final, write_log
     from nst.cli.progress import StepDisplay
     from nst.runtime.device import precision_name
@@ -125,9 +143,14 @@ def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Pat
     rows = list(state.history) if state is not None else []
     display = StepDisplay(config.iterations, quiet=quiet, print_every=print_every, done=len(rows))
 
+    if live is not None:
+        click.echo(f"live view: {live.url}", err=True)
+
     def on_step(step: Step) -> None:
         display(step)
         rows.append(step.row())
+        if live is not None:
+            live.callback(step)
         if step.image is not None:
             checkpoint = paths.checkpoints[step.iteration]
             save_image(step.image, checkpoint, overwrite=overwrite, text=text)
