@@ -49,7 +49,9 @@ def test_a_taken_port_is_one_line(vgg19_onnx, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(main, ["serve", "-m", str(vgg19_onnx), "--port", str(port), "--outdir", str(tmp_path)])
+        result = CliRunner().invoke(
+            main, ["serve", "-m", str(vgg19_onnx), "--port", str(port), "--outdir", str(tmp_path)]
+        )
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: cannot listen on 127.0.0.1:{port} (")
     assert result.output.endswith("; pass another --port or --host\n") and result.output.count("\n") == 1

@@ -16,9 +16,9 @@ from PIL import Image
 pytest.importorskip("starlette")
 pytest.importorskip("multipart")
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from nst.runtime.config import RULES, StylizeConfig  # noqa: E402
+from nst.runtime.config import RULES, StylizeConfig
 
 BASE = "http://127.0.0.1:8765"
 TINY = {"iterations": 10, "size": 64, "seed": 3}
@@ -210,7 +210,9 @@ def test_the_cli_refuses_a_bad_option_with_the_same_rule(tmp_path):
 
     from nst.cli import main
 
-    result = CliRunner().invoke(main, ["stylize", "a.png", "b.png", "-o", str(tmp_path / "o.png"), "--style-weight", "-1"])
+    result = CliRunner().invoke(
+        main, ["stylize", "a.png", "b.png", "-o", str(tmp_path / "o.png"), "--style-weight", "-1"]
+    )
     assert result.exit_code == 2 and f"{RULES['style_weight'].describe()}, got '-1'" in result.output
 
 
@@ -230,7 +232,11 @@ def test_bad_uploads_answer_4xx_in_one_line_naming_the_client_s_file(client, tmp
         (upload(content=png(8, 8, 3), content_name="tiny.png"), 422, "'tiny.png' is 8x8 px"),
         ({"files": [("content", ("p.png", CONTENT, "image/png"))]}, 400, "give 1 to 8 style images"),
         ({"files": [("style", ("s.png", STYLE, "image/png"))]}, 400, "give one content image"),
-        ({"data": {"content": "not a file"}, "files": [("style", ("s.png", STYLE, "image/png"))]}, 400, "must be a file"),
+        (
+            {"data": {"content": "not a file"}, "files": [("style", ("s.png", STYLE, "image/png"))]},
+            400,
+            "must be a file",
+        ),
         ({"files": upload()["files"], "data": {"options": "{iterations: 3"}}, 400, "is not valid JSON"),
     ]
     for request, status, words in cases:
@@ -280,7 +286,9 @@ def test_a_token_is_required_off_the_loopback_interface(session, tmp_path):
         assert guarded.post("/api/jobs", **upload()).status_code == 401
         page = guarded.get("/?token=s3cret")  # the page sets a cookie for its own requests
         assert page.status_code == 200 and "nst_token_8765" in page.headers["set-cookie"]
-        assert "httponly" in page.headers["set-cookie"].lower() and "samesite=strict" in page.headers["set-cookie"].lower()
+        assert (
+            "httponly" in page.headers["set-cookie"].lower() and "samesite=strict" in page.headers["set-cookie"].lower()
+        )
         assert guarded.get("/api/jobs").status_code == 200  # by cookie
         # A cookie alone does not let another origin change anything.
         cross = guarded.post("/api/jobs", **upload(), headers={"origin": "http://127.0.0.1:9999"})
@@ -291,7 +299,11 @@ def test_a_token_is_required_off_the_loopback_interface(session, tmp_path):
 def test_on_loopback_cross_site_requests_and_foreign_hosts_are_refused(client):
     assert client.get("/api/jobs", headers={"host": "evil.example:8765"}).status_code == 403  # DNS rebinding
     assert client.get("/api/jobs", headers={"host": "localhost:8765"}).status_code == 200
-    for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"}):
+    for headers in (
+        {"origin": "http://evil.example"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+    ):
         response = client.post("/api/jobs", **upload(), headers=headers)
         assert response.status_code == 403, headers
     assert client.get("/api/jobs").json()["jobs"] == []
@@ -334,7 +346,9 @@ def test_a_sweep_runs_one_job_per_value_and_gives_a_contact_sheet(client, tmp_pa
     assert (tmp_path / "gallery" / f"sweep-{sweep['id']}.png").is_file()
     bad = upload()
     bad["data"]["sweep"] = json.dumps({"option": "style_weight", "values": [10, -1]})
-    assert client.post("/api/sweeps", **bad).json() == {"error": f"--style-weight {RULES['style_weight'].describe()}, got -1"}
+    assert client.post("/api/sweeps", **bad).json() == {
+        "error": f"--style-weight {RULES['style_weight'].describe()}, got -1"
+    }
 
 
 def test_the_page_and_its_files_are_served_without_a_cdn(client):
@@ -362,7 +376,9 @@ def test_preview_serves_a_cli_run_read_only(session, tmp_path):
         info = json.load(urllib.request.urlopen(preview.url + "api/info", timeout=10))
         assert info["readonly"] is True and info["mode"] == "preview"
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(urllib.request.Request(preview.url + "api/jobs", data=b"", method="POST"), timeout=10)
+            urllib.request.urlopen(
+                urllib.request.Request(preview.url + "api/jobs", data=b"", method="POST"), timeout=10
+            )
         assert refused.value.code == 405
         session.stylize(tmp_path / "c.png", styles=[tmp_path / "c.png"], config=config, callback=preview.callback)
         preview.finish("done")

@@ -48,7 +48,7 @@ def serve_cmd(host: str, port: int, model: Path | None, weights: str | None, out
     from nst.serve.app import Settings, create_app
     from nst.serve.gallery import Gallery
     from nst.serve.runner import JobQueue
-    from nst.serve.security import Access, is_loopback, new_token
+    from nst.serve.security import LOOPBACK, Access, is_loopback, new_token
     from nst.serve.server import Server, bind, url
 
     StylizeConfig(device=device)  # a bad --device is one line before anything loads
@@ -60,10 +60,11 @@ def serve_cmd(host: str, port: int, model: Path | None, weights: str | None, out
     sessions = [Stylizer(model_path, device=d, config=StylizeConfig(device=d)) for d in local_devices(device)]
     queue = JobQueue(sessions, gallery)
     token = None if is_loopback(host) else new_token()
+    access = Access(token=token, hosts=(*LOOPBACK, host))  # 127.0.0.2 is loopback too
     address = url(host, sock.getsockname()[1], token)
     info = {"mode": "serve", "model": model_path.name, "devices": [str(s.device) for s in sessions]}
     app = create_app(queue, queue=queue, info=info,
-                     settings=Settings(access=Access(token=token), max_upload=max_upload_mb * 2**20))  # fmt: skip
+                     settings=Settings(access=access, max_upload=max_upload_mb * 2**20))  # fmt: skip
 
     def ready() -> None:
         click.echo(f"nst serve: {address}  ({model_path.name} on {', '.join(info['devices'])}; Ctrl-C stops)")

@@ -69,10 +69,7 @@ class Job:
 
     def summary(self, *, since: int | None = None) -> dict[str, Any]:
         """The job as the API gives it; `since`: with the loss history from that row on."""
-        progress = self.live.progress(since or 0)
-        if since is None:
-            progress.pop("history")
-            progress.pop("history_from")
+        progress = self.live.progress(since)
         return {
             "id": self.id,
             "status": self.status,
@@ -92,7 +89,7 @@ class Job:
 
     def record(self, outdir: Path) -> dict[str, Any]:
         """Its manifest line: the fields of `stylize-batch`'s, and what a restart needs."""
-        progress = self.live.progress()
+        progress = self.live.progress(0)
         return {
             "output": self.output.name if self.output is not None else f"{self.id}.png",
             "id": self.id,

@@ -66,15 +66,16 @@ class LiveRun:
             self._rows = list(rows)
             self.version += 1
 
-    def progress(self, since: int = 0) -> dict[str, Any]:
-        """Where the run is: iteration, stage, losses, it/s, ETA, and the loss history from
-        row `since` on (a viewer asks for what it has not seen)."""
-        with self._lock:
-            step, where, rows, per = self._step, self._where, self._rows[since:], self._rate.seconds
+    def progress(self, since: int | None = None) -> dict[str, Any]:
+        """Where the run is: iteration, stage, losses, it/s, ETA; with `since`, also the loss
+        history from that row on (a viewer asks for what it has not seen)."""
+        with self._lock:  # shared with the loop's callback: copy, compute outside
+            step, where, per = self._step, self._where, self._rate.seconds
             last = self._rows[-1] if self._rows else None
+            rows = self._rows[since:] if since is not None else None
         iteration = int(last["i"]) if last else 0
         left = max(self.iterations - iteration, 0)
-        return {
+        progress = {
             "iteration": iteration,
             "iterations": self.iterations,
             **where,
@@ -82,9 +83,10 @@ class LiveRun:
             "it_s": 1 / per if per else None,
             "eta_s": left * per if per is not None else None,
             "frame": iteration if step is not None and step.preview is not None else None,
-            "history_from": since,
-            "history": rows,
         }
+        if rows is not None:
+            progress.update(history_from=since, history=rows)
+        return progress
 
     def frame(self) -> bytes | None:
         """The best image so far as a PNG (rendered and encoded now, or the one of this
