@@ -41,7 +41,7 @@ def start_server(model: Path, outdir: Path) -> tuple[str, Any, threading.Thread]
     queue = JobQueue([Stylizer(model, device="cpu")], Gallery(outdir))
     app = create_app(queue, queue=queue, info={"mode": "serve", "model": model.name, "devices": ["cpu"]})
     sock = bind("127.0.0.1", 0)
-    server = Server(app, on_exit=queue.stop)
+    server = Server(app, on_stop=queue.stop)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:

@@ -102,6 +102,7 @@ def test_ctrl_c_stops_the_running_job_keeps_its_image_and_the_finished_ones(vgg1
     try:
         finished = submit(5)
         running = submit(100_000)
+        queued = submit(5)
         deadline = time.monotonic() + 120
         while status(running)["iteration"] < 1:
             assert time.monotonic() < deadline
@@ -114,6 +115,10 @@ def test_ctrl_c_stops_the_running_job_keeps_its_image_and_the_finished_ones(vgg1
     records = {r["id"]: r for r in map(json.loads, (tmp_path / "manifest.jsonl").read_text().splitlines())}
     assert records[finished]["status"] == "done" and (tmp_path / f"{finished}.png").is_file()
     assert records[running]["status"] == "cancelled" and (tmp_path / f"{running}.png").is_file()
+    assert (
+        records[queued]["status"] == "cancelled" and records[queued]["error"] == "the server stopped before it started"
+    )
+    assert not (tmp_path / f"{queued}.png").exists()
     assert not list(Path(tmp_path).glob("*.part*"))
 
 
@@ -139,3 +144,18 @@ def test_stylize_preview_serves_the_run_live_until_it_ends(vgg19_onnx, tmp_path)
     assert events[-1]["status"] == "done" and events[-1]["iteration"] == 100
     assert all(e["status"] == "running" for e in events[:-1]) and len(events) >= 2
     assert out.startswith(f"wrote {tmp_path / 'out.png'}")
+
+
+def test_a_second_ctrl_c_does_not_wait(vgg19_onnx, tmp_path):
+    process, url = start_server(["-m", str(vgg19_onnx), "--outdir", str(tmp_path)])
+    files = [("content", ("photo.png", CONTENT, "image/png")), ("style", ("s.png", STYLE, "image/png"))]
+    options = json.dumps({"iterations": 100_000, "size": 256})
+    job_id = httpx.post(url + "api/jobs", files=files, data={"options": options}).json()["id"]
+    while httpx.get(url + f"api/jobs/{job_id}").json()["status"] != "running":
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert "the results are in" in err

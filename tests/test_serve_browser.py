@@ -1,6 +1,6 @@
 """`nst serve`'s page in a real browser: Playwright driving the system's chromium (Debian's
 `chromium` package; Playwright's own browser download is never used). It uploads the example
-images, starts a 10-iteration job, sees the image and the loss curve update, downloads the
+images (chosen, an example button, dragged and dropped), starts a 10-iteration job, sees the image and the loss curve update, downloads the
 PNG, and compares. Skipped where chromium or Playwright is absent. With NST_SCREENSHOT set,
 the page's screenshot is saved there (PNG, or JPEG for .jpg: the README's is docs/serve.jpg)."""
 
@@ -40,6 +40,14 @@ new MutationObserver(() => {
 }).observe(document.getElementById('curve'), {childList: true, subtree: true});
 """
 
+# A DataTransfer holding one file, as a drag from the desktop brings it.
+DROP = """async (url) => {
+  const blob = await (await fetch(url)).blob();
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([blob], url.split('/').pop(), {type: blob.type}));
+  return transfer;
+}"""
+
 
 @pytest.fixture
 def server(vgg19_onnx, tmp_path):
@@ -57,8 +65,7 @@ def server(vgg19_onnx, tmp_path):
     thread = threading.Thread(target=uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     yield url("127.0.0.1", sock.getsockname()[1])
-    uvicorn.should_exit = True
-    queue.stop()
+    uvicorn.should_exit = True  # its shutdown stops the queue and waits for the worker
     thread.join(timeout=30)
 
 
@@ -86,9 +93,12 @@ def test_upload_run_watch_download_and_compare_in_chromium(server, page, tmp_pat
     page.set_input_files("#content-file", str(EXAMPLES / "astronaut.jpg"))
     page.click("#style-examples button[data-example='hubble-deep-field.jpg']")
     page.wait_for_selector("#style-thumbs img")
+    dropped = page.evaluate_handle(DROP, "/static/examples/chelsea.jpg")  # a second style, dragged in
+    page.dispatch_event("#style-drop", "drop", {"dataTransfer": dropped})
+    page.wait_for_function("document.querySelectorAll('#style-thumbs img').length === 2")
     assert page.locator("#content-thumbs img").count() == 1
     page.fill("#opt-iterations", "10")
-    page.fill("#opt-size", "96")
+    page.fill("#opt-size", "160")  # slow enough, even on a fast machine, for several frames
     page.fill("#opt-seed", "7")
     page.locator("#balance").fill("1")  # style ×10
     assert page.input_value("#opt-style_weight") == "5000"
@@ -96,9 +106,10 @@ def test_upload_run_watch_download_and_compare_in_chromium(server, page, tmp_pat
 
     page.wait_for_function("document.getElementById('status').textContent.includes('done')", timeout=120_000)
     assert page.text_content("#iteration") == "10 / 10"
+    page.wait_for_function("window.__frames.at(-1).endsWith('v=final-done')")  # the finished PNG, swapped in
     frames = page.evaluate("window.__frames")
     curve = page.evaluate("window.__curve")
-    assert len(frames) >= 2 and frames[-1].endswith("v=final-done"), frames  # the image changed while it ran
+    assert len(frames) >= 2, frames  # the image changed while it ran
     assert len(curve) >= 2 and curve == sorted(curve) and curve[-1] == 10, curve  # the curve grew, to 10 points
     assert set(page.locator("#curve polyline").evaluate_all("ls => ls.map(l => l.dataset.term)")) == {
         "total", "content", "style", "tv"}  # fmt: skip
@@ -112,9 +123,9 @@ def test_upload_run_watch_download_and_compare_in_chromium(server, page, tmp_pat
     download.value.save_as(saved)
     with Image.open(saved) as result:
         parameters = json.loads(result.text["nst:parameters"])
-        assert result.size == (96, 96)
+        assert result.size == (160, 160)
     assert parameters["iterations"] == 10 and parameters["seed"] == 7 and parameters["style_weight"] == 5000
-    assert parameters["content"] == "astronaut.jpg" and parameters["styles"] == ["hubble-deep-field.jpg"]
+    assert parameters["content"] == "astronaut.jpg" and parameters["styles"] == ["hubble-deep-field.jpg", "chelsea.jpg"]
 
     page.click("#gallery .card button:text-is('A')")
     page.click("#gallery .card button:text-is('B')")

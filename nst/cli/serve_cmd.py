@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import click
 
+from nst.cli import INTERRUPTED
 from nst.cli.stylize_options import PATH
 from nst.errors import ConfigError
 
@@ -73,8 +76,13 @@ def serve_cmd(host: str, port: int, model: Path | None, weights: str | None, out
 
             webbrowser.open(address)
 
+    def force() -> None:  # a second Ctrl-C: not even the running job's iteration is waited for
+        click.echo(f"stopped without waiting for the running job; the results are in {outdir}", err=True)
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)  # finished results are on disk already (atomic writes, synced manifest)
+
     try:
-        Server(app, on_ready=ready, on_exit=queue.stop).run(sockets=[sock])
+        Server(app, on_ready=ready, on_stop=queue.stop, on_force=force).run(sockets=[sock])
     finally:
         click.echo(f"stopped; the results are in {outdir}", err=True)
 

@@ -117,23 +117,17 @@ class JobQueue:
         return True
 
     def stop(self) -> None:
-        """Cancel every job; the workers finish their iteration, save, and end. Safe to call
-        from a signal handler: it only sets flags and queues sentinels."""
+        """Cancel every job: queued ones at once, running ones at the end of their iteration
+        (their workers save them, then end)."""
         for job in self.all():
-            if not job.finished:
-                job.cancel_requested.set()
+            self.cancel(job, reason="the server stopped before it started")
         for _ in self._workers:
             self._pending.put(None)
 
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the workers to end; queued jobs still waiting are recorded as cancelled."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def join(self) -> None:
+        """Wait for the workers to end (each after its job's iteration and save)."""
         for worker in self._workers:
-            if worker.is_alive():
-                worker.join(None if deadline is None else max(deadline - time.monotonic(), 0))
-        for job in self.all():
-            if job.status == "queued":
-                self.cancel(job, reason="the server stopped before it started")
+            worker.join()
 
     def _work(self, sessions: Sessions) -> None:
         while True:

@@ -37,21 +37,29 @@ def url(host: str, port: int, token: str | None = None) -> str:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, telling its owner when it listens and when a signal asks it to stop
-    (so that the jobs stop at once and their event streams end, rather than hold the shutdown)."""
+    """uvicorn's server, telling its owner when it listens (`on_ready`), when it starts to shut
+    down (`on_stop`, in the event loop: stop the jobs, so that their event streams end rather
+    than hold the shutdown) and when a second Ctrl-C asks not to wait (`on_force`, called in
+    the signal handler)."""
 
     def __init__(self, app: Any, *, on_ready: Callable[[], None] | None = None,
-                 on_exit: Callable[[], None] | None = None):  # fmt: skip
+                 on_stop: Callable[[], None] | None = None,
+                 on_force: Callable[[], None] | None = None):  # fmt: skip
         super().__init__(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN)))  # fmt: skip
-        self.on_ready, self.on_exit = on_ready, on_exit
+        self.on_ready, self.on_stop, self.on_force = on_ready, on_stop, on_force
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started and self.on_ready is not None:
             self.on_ready()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.on_stop is not None:
+            self.on_stop()
+        await super().shutdown(sockets=sockets)
+
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if self.on_exit is not None:
-            self.on_exit()  # only sets flags: safe in a signal handler
+        if self.should_exit and self.on_force is not None:
+            self.on_force()
         super().handle_exit(sig, frame)

@@ -267,16 +267,19 @@ function loadFrame(id, frame) {
   const back = document.querySelector("#frame img.back");
   if (back.dataset.loading) { back.dataset.pending = frame; return; }
   back.dataset.loading = "1";
-  back.onload = () => {
-    back.classList.replace("back", "front");
-    front.classList.replace("front", "back");
-    $("frame-empty").hidden = true;
+  const settle = () => { // then the frame asked for while this one loaded, if any
     delete back.dataset.loading;
     const pending = back.dataset.pending;
     delete back.dataset.pending;
     if (pending && pending !== String(frame)) { state.frame = null; loadFrame(id, pending); }
   };
-  back.onerror = () => { delete back.dataset.loading; };
+  back.onload = () => {
+    back.classList.replace("back", "front");
+    front.classList.replace("front", "back");
+    $("frame-empty").hidden = true;
+    settle();
+  };
+  back.onerror = settle;
   back.src = `/api/jobs/${id}/image?v=${encodeURIComponent(frame)}`;
 }
 
