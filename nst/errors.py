@@ -26,6 +26,10 @@ class ImageError(NSTError):
     """An image file is missing, unreadable or corrupt."""
 
 
+class VideoError(NSTError):
+    """A video file or a folder of frames is missing, unreadable, corrupt or not one clip."""
+
+
 class TargetsError(NSTError):
     """A style-targets file is missing, corrupt, or belongs to another model."""
 
@@ -52,6 +56,11 @@ class ResourceError(NSTError):
 
 class StateError(NSTError):
     """A run-state file (--resume) is missing, corrupt, or belongs to another run."""
+
+
+def option_name(field: str) -> str:
+    """The command-line option of a config field, as messages name it: style_weight -> --style-weight."""
+    return "--" + field.replace("_", "-")
 
 
 class NSTWarning(UserWarning):

@@ -57,6 +57,15 @@ def test_a_taken_port_is_one_line(vgg19_onnx, tmp_path):
     assert result.output.endswith("; pass another --port or --host\n") and result.output.count("\n") == 1
 
 
+def test_a_bad_device_or_two_models_are_one_line_before_anything_loads(tmp_path):
+    result = CliRunner().invoke(main, ["serve", "--device", "gpu", "--outdir", str(tmp_path)])
+    assert result.exit_code == 2 and "Invalid value for '--device': must be auto, cpu, cuda or cuda:N, got 'gpu'" in (
+        result.output
+    )
+    result = CliRunner().invoke(main, ["serve", "-m", "a.onnx", "--weights", "vgg16", "--outdir", str(tmp_path)])
+    assert (result.exit_code, result.output) == (1, "Error: give -m MODEL.onnx or --weights, not both\n")
+
+
 def start_server(args: list[str]) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-c", START, "serve", "--port", "0", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip

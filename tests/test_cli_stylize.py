@@ -255,7 +255,7 @@ def _interrupt_at(monkeypatch, iteration: int) -> None:
     """Make the CLI's run raise KeyboardInterrupt (as Ctrl-C does) after `iteration`."""
     from nst.runtime.stylize import Stylizer
 
-    real = Stylizer.stylize
+    real = Stylizer.render
 
     def interrupted(self, *args, callback=None, **kwargs):
         def stop(step):
@@ -265,7 +265,7 @@ def _interrupt_at(monkeypatch, iteration: int) -> None:
 
         return real(self, *args, callback=stop, **kwargs)
 
-    monkeypatch.setattr(Stylizer, "stylize", interrupted)
+    monkeypatch.setattr(Stylizer, "render", interrupted)
 
 
 def test_ctrl_c_writes_the_best_image_and_the_state(vgg19_onnx, files, tmp_path, monkeypatch):

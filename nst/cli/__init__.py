@@ -73,8 +73,14 @@ class _OneLineUsageError(click.UsageError):
         click.echo(f"Error: {self.format_message()}{where}", err=True)
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:  # fmt: skip
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     """NSTWarnings as one line on stderr; other warnings as Python shows them."""
     if issubclass(category, NSTWarning):
         click.echo(f"warning: {message}", err=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from nst.cli import INTERRUPTED
-from nst.cli.stylize_options import PATH
+from nst.cli.options import DEVICE
+from nst.cli.stylize_options import ModelSource, model_options
 from nst.errors import ConfigError
 
 EXTRA = ("starlette", "uvicorn", "multipart")  # python-multipart's module
@@ -21,19 +22,16 @@ EXTRA = ("starlette", "uvicorn", "multipart")  # python-multipart's module
               help="Address to listen on. Any other than the loopback interface needs the token the "
               "server prints (in the URL).")  # fmt: skip
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
-@click.option("-m", "--model", type=PATH,
-              help="The ONNX extractor (made by `nst export-vgg`).  [default: the cached model of --weights]")  # fmt: skip
-@click.option("--weights", metavar="NAME|PATH",
-              help="Without -m: vgg19, vgg19-2015, vgg16 or a local .mat file.  [default: vgg19]")  # fmt: skip
+@model_options
 @click.option("--outdir", type=click.Path(path_type=Path, file_okay=False), default=Path("nst-gallery"),
               show_default=True, help="The gallery: results, their manifest and the uploads (kept across restarts).")  # fmt: skip
-@click.option("--device", default="auto", show_default=True,
+@click.option("--device", type=DEVICE, default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N. One job runs at a time on the CPU, one per GPU on CUDA.")  # fmt: skip
 @click.option("--max-upload-mb", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Largest request (all its images together); larger ones get 413.")  # fmt: skip
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the browser.")
-def serve_cmd(host: str, port: int, model: Path | None, weights: str | None, outdir: Path, device: str,
-              max_upload_mb: int, open_browser: bool) -> None:  # fmt: skip
+def serve_cmd(host: str, port: int, source: ModelSource, outdir: Path, device: str, max_upload_mb: int,
+              open_browser: bool) -> None:  # fmt: skip
     """Serve the web app: upload a photo and styles, watch the image form, stop it, compare and
     download the results. Ctrl-C stops it; finished results stay in --outdir.
 
@@ -42,10 +40,8 @@ def serve_cmd(host: str, port: int, model: Path | None, weights: str | None, out
     nst serve --host 0.0.0.0 --port 8000 -m vgg19-nst.onnx     (prints a URL with a token)
     """
     require_extra()
-    if model is not None and weights is not None:
-        raise ConfigError("give -m MODEL.onnx or --weights, not both")
-    from nst.cli.stylize_cmd import _resolve_model, choose_backends
-    from nst.runtime.batch import local_devices
+    from nst.batch.driver import local_devices
+    from nst.cli.stylize_cmd import choose_backends
     from nst.runtime.config import StylizeConfig
     from nst.runtime.stylize import Stylizer
     from nst.serve.app import Settings, create_app
@@ -54,10 +50,9 @@ def serve_cmd(host: str, port: int, model: Path | None, weights: str | None, out
     from nst.serve.security import LOOPBACK, Access, is_loopback, new_token
     from nst.serve.server import Server, bind, url
 
-    StylizeConfig(device=device)  # a bad --device is one line before anything loads
     gallery = Gallery(outdir)
     sock = bind(host, port)  # a taken port is one line before the model loads
-    model_path = _resolve_model(model, weights, None)
+    model_path = source.resolve(None)
     choose_backends(device)
     # The network loads now, once per device: a bad model fails before the server answers anything.
     sessions = [Stylizer(model_path, device=d, config=StylizeConfig(device=d)) for d in local_devices(device)]

@@ -177,7 +177,7 @@ def content_term(
     return ContentTerm(targets=targets, weights=weights)
 
 
-def reference_terms(
+def objective_terms(
     model: VGGMirror,
     content: torch.Tensor,
     style_grams: Sequence[StyleGrams],

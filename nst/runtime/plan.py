@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from nst.errors import ConfigError, NSTWarning
 from nst.runtime.config import StylizeConfig
 from nst.runtime.objective import StyleGrams, Term
 
@@ -74,19 +75,6 @@ def plan_stages(size: tuple[int, int], iterations: int, scales: int, min_size: i
     return stages
 
 
-def content_size(size: tuple[int, int], *, long_side: int, width: int | None) -> tuple[int, int]:
-    """(height, width) the content is resized to: its width to `width` when given, else its
-    long side to `long_side` (0: as it is). Matches `nst.runtime.images.resize`."""
-    h, w = size
-    if width is not None:
-        scale = width / w
-    elif long_side:
-        scale = long_side / max(h, w)
-    else:
-        return size
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def initial_image(
     content: torch.Tensor,
     initial: torch.Tensor | None,
@@ -109,8 +97,6 @@ def initial_image(
 def check_sizes(original: tuple[int, int], size: tuple[int, int], *, name: str) -> None:
     """Refuse a content image the network cannot use: under MIN_SIDE px on a side, as given
     or once resized."""
-    from nst.errors import ConfigError
-
     for what, (h, w) in (("is", original), ("would be resized to", size)):
         if min(h, w) < MIN_SIDE:
             raise ConfigError(
@@ -123,8 +109,6 @@ def check_sizes(original: tuple[int, int], size: tuple[int, int], *, name: str) 
 def warn_collapsed(config: StylizeConfig, size: tuple[int, int], stages: Sequence[Stage]) -> None:
     """A one-line warning when coarse to fine runs fewer stages than --scales asked for."""
     import warnings
-
-    from nst.errors import NSTWarning
 
     if config.scales > 1 and len(stages) < config.scales:
         h, w = size
@@ -140,8 +124,6 @@ def warn_targets_size(targets: StyleTargets, scales: Sequence[float], width: int
     """A one-line warning when precomputed Grams are of another size than this content's
     styles would be (the reference sizes each style to scale x the content's width)."""
     import warnings
-
-    from nst.errors import NSTWarning
 
     for index, scale in enumerate(scales):
         entry = next(e for e in targets.grams_for(index) if e.scale == scale)

@@ -16,24 +16,28 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from nst.contract import gram
 from nst.errors import ConfigError, NSTWarning, TargetsError
+from nst.export.cached import resolve_model
 from nst.models.layers import STYLE_LAYERS, Pooling
-from nst.runtime.config import Step, StylizeConfig, applied_options
+from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import channels_last, precision_name, resolve_device
-from nst.runtime.images import ImageLike, as_image, image_key, probe_image, resized
+from nst.runtime.grams import style_grams, style_shape
+from nst.runtime.images import ImageLike, Rendered, as_image, image_key, probe_image, resized, resized_shape
+from nst.runtime.loop import Step
 from nst.runtime.losses import normalized
 from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import StyleGrams, Term
-from nst.runtime.plan import Plan, check_sizes, content_size, plan_stages, warn_collapsed, warn_targets_size
+from nst.runtime.ort_extractor import OrtExtractor
+from nst.runtime.plan import Plan, check_sizes, plan_stages, warn_collapsed, warn_targets_size
+from nst.runtime.record import provenance
 from nst.runtime.run import Run, StylizeDiverged, StylizeInterrupted, image_tensor
 from nst.runtime.state import RunState
-from nst.runtime.targets import StyleTargets
+from nst.runtime.targets import StyleTargets, load_targets
 
 if TYPE_CHECKING:
     from PIL.Image import Image
-
-    from nst.runtime.ort_extractor import OrtExtractor
 
 StepCallback = Callable[[Step], None]
 
@@ -80,7 +84,24 @@ class Stylizer:
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
     ) -> Image:
-        """Stylize `content` with `styles` (or precomputed `targets`); return the best image.
+        """Stylize `content` with `styles` (or precomputed `targets`); return the best image
+        (8-bit sRGB; `render` returns the same image in float, for 16-bit outputs)."""
+        return self.render(content, styles=styles, targets=targets, callback=callback, config=config,
+                           extra_terms=extra_terms, resume=resume).image  # fmt: skip
+
+    def render(
+        self,
+        content: ImageLike,
+        *,
+        styles: Sequence[ImageLike] = (),
+        targets: str | Path | StyleTargets | None = None,
+        callback: StepCallback | None = None,
+        config: StylizeConfig | None = None,
+        extra_terms: Sequence[Term] = (),
+        resume: RunState | None = None,
+    ) -> Rendered:
+        """`stylize` without the rounding to 8 bits: the best image as float pixels (and its
+        8-bit `image`).
 
         `config` overrides the session's for this image (its pooling must be the session's).
         `extra_terms` are added to the objective at every stage. `resume` continues a run
@@ -123,7 +144,7 @@ class Stylizer:
         against the network and the memory, images read, style Grams computed."""
         config = config or self.config
         original = probe_image(content) if isinstance(content, (str, Path)) else (content.height, content.width)
-        size = content_size(original, long_side=config.size, width=config.width)
+        size = resized_shape(original, long_side=config.size, width=config.width)
         check_sizes(original, size, name=str(content) if isinstance(content, (str, Path)) else "the content image")
         stages = plan_stages(size, config.iterations, config.scales, config.min_size)
         warn_collapsed(config, size, stages)
@@ -163,6 +184,28 @@ class Stylizer:
             extra_terms=extra_terms,
         )
 
+    def provenance(
+        self,
+        config: StylizeConfig | None = None,
+        *,
+        content: ImageLike,
+        styles: Sequence[ImageLike] = (),
+        targets: str | Path | None = None,
+    ) -> dict[str, str]:
+        """The text an output of this session records (PNG chunks): the options that applied,
+        the inputs by name, the model, and the device and precision actually used."""
+        config = config or self.config
+        return provenance(
+            config,
+            content=content if isinstance(content, (str, Path)) else "(image)",
+            styles=[s if isinstance(s, (str, Path)) else "(image)" for s in styles],
+            model=self.model.info.path,
+            weights_sha256=self.model.info.weights_sha256,
+            targets=Path(targets) if targets is not None else None,
+            device=str(self.device),
+            precision=precision_name(self.device, config.precision),
+        )
+
     def style_grams(self, styles: Sequence[ImageLike], shapes: Sequence[tuple[int, int]]) -> list[StyleGrams]:
         """The Grams of each style at its (height, width) in `shapes`, from the cache when
         computed before; the missing ones in one batched extractor pass."""
@@ -177,8 +220,6 @@ class Stylizer:
     def _stage_grams(self, styles: list[Image], scales: Sequence[float], widths: list[int]) -> list[list[StyleGrams]]:
         """[stage][style] Grams, each style sized to scale * the stage's content width (as the
         reference does), all in one pass."""
-        from nst.runtime.grams import style_shape
-
         shapes = [style_shape((s.height, s.width), k, width=w) for w in widths for s, k in zip(styles, scales)]
         flat = self.style_grams(styles * len(widths), shapes)
         n = len(styles)
@@ -189,8 +230,6 @@ class Stylizer:
         the file or the file is static (one size): then the mirror computes them."""
         if not self.model.pools_like_file or self.model.info.static:
             return [self._mirror_grams(img, shape) for img, shape in zip(images, shapes)]
-        from nst.runtime.grams import style_grams
-
         flat = style_grams(self._open_extractor(), images, shapes, layers=STYLE_LAYERS)
         if not self.keep_extractor:
             self._extractor = None
@@ -198,8 +237,6 @@ class Stylizer:
 
     def _open_extractor(self) -> OrtExtractor:
         if self._extractor is None:
-            from nst.runtime.ort_extractor import OrtExtractor
-
             # auto: on CUDA, onnxruntime's CUDA provider when it can start, else its CPU one (the
             # Grams are computed once; a missing CUDA provider must not stop a CUDA run).
             # Without the CPU arena: the PyTorch loop must not pay for both (250 MiB at 512 px).
@@ -217,8 +254,6 @@ class Stylizer:
         return self._extractor
 
     def _mirror_grams(self, image: Image, shape: tuple[int, int]) -> StyleGrams:
-        from nst.contract import gram
-
         with torch.no_grad():
             features = self.model(image_tensor(image, shape, self.device), layers=STYLE_LAYERS)
         return {name: gram(features[name].float()) for name in STYLE_LAYERS}  # (1, C, C) each
@@ -230,10 +265,8 @@ class Stylizer:
             return None
         if style_imgs:
             raise ConfigError("give style images or --targets, not both")
-        from nst.runtime.targets import load_targets
-
         loaded = targets if isinstance(targets, StyleTargets) else load_targets(targets)
-        loaded.check_model(self.model.info, layers=STYLE_LAYERS)
+        loaded.check_targets(self.model.info, layers=STYLE_LAYERS)
         return loaded
 
 
@@ -255,8 +288,6 @@ def stylize(
 def load_mirror(model: str | Path | VGGMirror | None, pooling: Pooling | None = None) -> VGGMirror:
     """The PyTorch mirror of the extractor (None: the cached default model), with `pooling`."""
     if not isinstance(model, VGGMirror):
-        from nst.export.cached import resolve_model
-
         model = VGGMirror.from_onnx(resolve_model(model, pooling=pooling))
     return model.with_pooling(pooling) if pooling else model
 

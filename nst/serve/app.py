@@ -255,12 +255,16 @@ def _check_styles(config: StylizeConfig, count: int) -> None:
 
 
 def _check_content(path: Path, name: str, configs: Sequence[StylizeConfig]) -> None:
-    from nst.runtime.images import probe_image
-    from nst.runtime.plan import check_sizes, content_size
+    """The checks `nst stylize` makes of its content before any work: its size at each config's,
+    and the colour profile an output converted to it can take."""
+    from nst.runtime.icc import output_profile
+    from nst.runtime.images import probe_image, resized_shape
+    from nst.runtime.plan import check_sizes
 
     original = probe_image(path)
     for config in configs:
-        check_sizes(original, content_size(original, long_side=config.size, width=config.width), name=repr(name))
+        check_sizes(original, resized_shape(original, long_side=config.size, width=config.width), name=repr(name))
+        output_profile(config.output_profile, path, bit_depth=config.bit_depth)
 
 
 def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nst.batch.manifest import MANIFEST, Manifest
 from nst.errors import ImageError, OutputError
 from nst.fileio import atomic_path, check_writable
-from nst.runtime.batch.manifest import MANIFEST, Manifest
+from nst.runtime.record import Encoding
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
+    from nst.runtime.images import OutputImage
 
 JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 INPUTS = "inputs"
@@ -78,10 +79,11 @@ class Gallery:
     def sheet_path(self, sweep_id: str) -> Path:
         return self.outdir / f"sweep-{_checked(sweep_id)}.png"
 
-    def save(self, image: Image, path: Path, *, text: dict[str, str] | None = None) -> Path:
-        from nst.runtime.images import save_image
-
-        return save_image(image, path, overwrite=True, text=text)
+    def save(self, image: OutputImage, path: Path, *, encoding: Encoding | None = None) -> Path:
+        """Write `image` (atomically) as `encoding` says: a result with its provenance, bit
+        depth and colour profile; without one (a contact sheet), 8-bit sRGB with no text."""
+        (encoding or Encoding({})).save(image, path, overwrite=True)
+        return path
 
     def record(self, record: dict[str, Any]) -> None:
         self.manifest.append(record)

@@ -78,7 +78,7 @@ class Job:
             "warnings": list(self.warnings),
             "content": self.inputs.content_name,
             "styles": list(self.inputs.style_names),
-            "options": applied_options(self.config),
+            "options": job_options(self.config),
             "sweep": self.sweep,
             "parameters": self.parameters,
             "created": self.created,
@@ -104,7 +104,7 @@ class Job:
             "error": self.error,
             "worker": self.device,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "options": applied_options(self.config),
+            "options": job_options(self.config),
             "sweep": self.sweep,
             "created": self.created,
             "iteration": progress["iteration"],
@@ -142,6 +142,12 @@ class Job:
         job.output = output if output.is_file() else None
         job.live.restore(list(record.get("history") or []))
         return job
+
+
+def job_options(config: StylizeConfig) -> dict[str, Any]:
+    """The options a job ran with (`applied_options`) and how its image is written (bit depth,
+    colour profile), as JSON: what the page shows and a restart reads back."""
+    return {**applied_options(config), "bit_depth": config.bit_depth, "output_profile": config.output_profile}
 
 
 def thinned(rows: list[dict[str, float]], most: int) -> list[dict[str, float]]:

@@ -10,7 +10,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nst.runtime.config import Step
+    from nst.runtime.loop import Step
 
 EMA_DECAY = 0.9  # of seconds per iteration: follows a change of stage within ~10 iterations
 
@@ -97,7 +97,8 @@ class LiveRun:
             return None
         with self._encode:
             if self._frame is None or self._frame[0] != step.iteration:
-                self._frame = (step.iteration, encode_png(step.preview(), fast=True))
+                rendered = step.rendered or step.preview()  # a checkpoint's image is rendered already
+                self._frame = (step.iteration, encode_png(rendered.image, fast=True))
             return self._frame[1]
 
     def release(self) -> None:

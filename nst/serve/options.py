@@ -13,8 +13,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nst.errors import ConfigError
-from nst.runtime.config import DEFAULT_WEIGHTS, RULES, StylizeConfig, choices, option_name
+from nst.errors import ConfigError, option_name
+from nst.runtime.config import DEFAULT_WEIGHTS, RULES, StylizeConfig, choices
 
 # Options the server decides, not the page: where it runs, what it reads from disk, what it writes.
 SERVER_ONLY = ("device", "provider", "initial", "checkpoint_iterations", "compile")
@@ -112,7 +112,10 @@ def _typed(name: str, value: Any) -> Any:
     """`value` as the field's type, where JSON cannot say it: lists become tuples, whole floats
     ints (300.0); what is still of the wrong type is left for the config's own check, whose
     message names the option and the allowed range."""
-    kind = _kind(typing.get_type_hints(StylizeConfig)[name])
+    hint = typing.get_type_hints(StylizeConfig)[name]
+    kind = _kind(hint)
+    if kind == "choice":  # a form's <select> sends text: "16" is --bit-depth's 16, as on the command line
+        return next((c for c in choices(hint) if isinstance(value, str) and str(c) == value), value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{option_name(name)} must be true or false, got {value!r}")

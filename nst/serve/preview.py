@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,8 @@ from nst.serve.gallery import new_job_id
 from nst.serve.jobs import Inputs, Job, Status
 
 if TYPE_CHECKING:
-    from nst.runtime.config import Step, StylizeConfig
+    from nst.runtime.config import StylizeConfig
+    from nst.runtime.loop import Step
 
 INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C (nst.cli.INTERRUPTED)
 LINGER = 0.6  # seconds the page gets, after the run, to receive `done` (three event intervals)
@@ -39,6 +40,15 @@ class Preview:
 
     def callback(self, step: Step) -> None:
         self.job.on_step(step)
+
+    def following(self, callback: Callable[[Step], None]) -> Callable[[Step], None]:
+        """`callback`, then this view's: a run's own step callback that also feeds the page."""
+
+        def both(step: Step) -> None:
+            callback(step)
+            self.callback(step)
+
+        return both
 
     def finish(self, status: Status, *, error: str | None = None) -> None:
         """The run ended: the page shows `status` (done, failed, cancelled) and the best image."""

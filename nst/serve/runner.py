@@ -19,8 +19,8 @@ from nst.serve.jobs import Job, Status
 from nst.serve.sweep import Sweep
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
-
+    from nst.runtime.images import Rendered
+    from nst.runtime.record import Encoding
     from nst.runtime.stylize import Stylizer
     from nst.serve.gallery import Gallery
 
@@ -142,40 +142,43 @@ class JobQueue:
                 self._run(job, sessions)
             except BaseException as exc:  # never lose the worker: the next job must run
                 log.exception("job %s", job.id)
-                self._finish(job, None, "failed", f"{type(exc).__name__}: {exc}", 0.0, sessions)
+                self._finish(job, None, "failed", f"{type(exc).__name__}: {exc}", 0.0)
 
     def _run(self, job: Job, sessions: Sessions) -> None:
         from nst.runtime.run import StylizeDiverged, StylizeInterrupted
 
         start = time.perf_counter()
-        image: Image | None = None
+        image: Rendered | None = None
+        encoding: Encoding | None = None
         status: Status = "done"
         error = None
         try:
+            session = sessions.get(job.config)
+            encoding = job_encoding(job, session)  # a profile the output cannot take fails before any work
             with collected_warnings(job.warnings):
-                image = sessions.get(job.config).stylize(
+                image = session.render(
                     job.inputs.content, styles=job.inputs.styles, config=job.config, callback=job.on_step
                 )
         except StylizeInterrupted as stop:
-            image, status = stop.image, "cancelled"
+            image, status = stop.rendered, "cancelled"
         except KeyboardInterrupt:  # cancelled before its first iteration ended
             status = "cancelled"
         except StylizeDiverged as stop:
-            image, status, error = stop.image, "failed", str(stop)
+            image, status, error = stop.rendered, "failed", str(stop)
         except NSTError as exc:
             status, error = "failed", str(exc)
         except Exception as exc:  # a library's failure or a bug: this job's, not the server's
             log.exception("job %s failed", job.id)
             status, error = "failed", f"{type(exc).__name__}: {exc}"
-        self._finish(job, image, status, error, time.perf_counter() - start, sessions)
+        self._finish(job, image, status, error, time.perf_counter() - start, encoding)
 
-    def _finish(self, job: Job, image: Image | None, status: Status, error: str | None, seconds: float,
-                sessions: Sessions) -> None:  # fmt: skip
-        """Save the image with its parameters, record the job, then say it finished (in that
-        order: whoever sees the status finds the file)."""
-        if image is not None:
+    def _finish(self, job: Job, image: Rendered | None, status: Status, error: str | None, seconds: float,
+                encoding: Encoding | None = None) -> None:  # fmt: skip
+        """Save the image as `nst stylize` would (its parameters, bit depth and colour profile),
+        record the job, then say it finished (in that order: whoever sees the status finds the file)."""
+        if image is not None and encoding is not None:
             try:
-                job.output = self.gallery.save(image, self.gallery.result_path(job.id), text=self._text(job, sessions))
+                job.output = self.gallery.save(image, self.gallery.result_path(job.id), encoding=encoding)
             except OutputError as exc:
                 status, error = "failed", str(exc)
         job.seconds = seconds
@@ -190,16 +193,18 @@ class JobQueue:
         except OutputError as exc:  # the image is saved; only its line is missing
             log.error("%s", exc)
 
-    def _text(self, job: Job, sessions: Sessions) -> dict[str, str]:
-        """The PNG text chunks the CLI writes (`nst:parameters`), the names as the client gave them."""
-        from nst.runtime.device import precision_name
-        from nst.runtime.provenance import provenance
 
-        session = sessions.get(job.config)
-        return provenance(job.config, content=job.inputs.content_name, styles=job.inputs.style_names,
-                          model=session.model.info.path, weights_sha256=session.model.info.weights_sha256,
-                          targets=None, device=str(session.device),
-                          precision=precision_name(session.device, job.config.precision))  # fmt: skip
+def job_encoding(job: Job, session: Stylizer) -> Encoding:
+    """How `nst stylize` would write the job's result: its provenance (`nst:parameters`, with
+    the inputs named as the client named them), the job's bit depth, and the sRGB tag or the
+    content's own profile (`output_profile`)."""
+    from nst.runtime.icc import output_profile
+    from nst.runtime.record import Encoding
+
+    config = job.config
+    text = session.provenance(config, content=job.inputs.content_name, styles=job.inputs.style_names)
+    profile = output_profile(config.output_profile, job.inputs.content, bit_depth=config.bit_depth)
+    return Encoding(text, config.bit_depth, profile)
 
 
 # --- NSTWarnings of a job go to that job (shown on the page), not to the server's console -----

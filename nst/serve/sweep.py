@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from nst.runtime.batch.sheet import contact_sheet
+from nst.batch.sheet import contact_sheet
 
 if TYPE_CHECKING:
     from nst.serve.gallery import Gallery
