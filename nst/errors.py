@@ -65,3 +65,7 @@ def option_name(field: str) -> str:
 
 class NSTWarning(UserWarning):
     """Something the user should know that does not stop the work (the CLI prints one line)."""
+
+
+class NSTNote(NSTWarning):
+    """Not a problem: a choice the run made that the user should see (the CLI prints 'note: ...')."""

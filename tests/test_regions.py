@@ -12,20 +12,11 @@ from PIL import Image
 
 from nst.errors import ConfigError, ImageError
 from nst.models.layers import STYLE_LAYERS
+from nst.runtime.guides import Guide, RegionStyleTerm, guided_gram, mask_tensor, propagate, region_guides
 from nst.runtime.losses import gram, style_layer_weights
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import StyleTerm
-from nst.runtime.regions import (
-    Guide,
-    RegionStyleTerm,
-    check_partition,
-    guided_gram,
-    label_masks,
-    mask_tensor,
-    propagate,
-    read_mask,
-    region_guides,
-)
+from nst.runtime.regions import check_partition, label_masks, read_mask
 
 SHALLOW = ("relu1_1", "relu2_1", "relu3_1")  # receptive field 24 px: room to test locality
 

@@ -202,6 +202,7 @@ def test_a_failing_job_fails_alone_and_the_next_one_runs(client):
         ({"stlye_weight": 5}, 422, "unknown option 'stlye_weight'; did you mean style_weight?"),
         ({"bit_depth": 12}, 422, "--bit-depth must be one of 8, 16, got 12"),
         ({"device": "cuda"}, 422, "--device is the server's to choose, not a job's; remove it from the options"),
+        ({"labels": "/etc/hosts"}, 422, "--labels is the server's to choose, not a job's; remove it from the options"),
         ({"style_blend_weights": [1, 2]}, 422, "--style-blend-weights has 2 values for 1 style(s); give one per style"),
         ([1, 2], 422, 'options must be a JSON object such as {"iterations": 300}'),
     ],
@@ -404,7 +405,10 @@ def test_the_page_and_its_files_are_served_without_a_cdn(client):
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text
     info = client.get("/api/info").json()
     assert info["readonly"] is False and {o["name"] for o in info["options"]} >= {"size", "style_weight", "seed"}
-    assert "device" not in {o["name"] for o in info["options"]}
+    # Nothing that names a file on the server is a job's to set.
+    assert not {"device", "initial", "style_masks", "labels", "content_mask", "style_regions"} & {
+        o["name"] for o in info["options"]
+    }
 
 
 def test_preview_serves_a_cli_run_read_only(session, tmp_path):

@@ -194,7 +194,7 @@ def _check_model(
 ) -> Path:
     """The model's path, and every check that would fail each output alike, made once now:
     the model opens, the targets belong to it, the styles match the blend and scales."""
-    from nst.runtime.stylize import style_blend, style_scales
+    from nst.runtime.plan import style_blend, style_scales
 
     path = resolve_model(model, pooling=config.pooling)
     info = model_info(load_onnx(path), path)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from nst.errors import NSTError, NSTWarning
+from nst.errors import NSTError, NSTNote, NSTWarning
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -82,7 +82,9 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     """NSTWarnings as one line on stderr; other warnings as Python shows them."""
-    if issubclass(category, NSTWarning):
+    if issubclass(category, NSTNote):
+        click.echo(f"note: {message}", err=True)
+    elif issubclass(category, NSTWarning):
         click.echo(f"warning: {message}", err=True)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))

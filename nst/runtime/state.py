@@ -63,6 +63,11 @@ class RunState:
         if content != self.content:
             raise StateError("the state comes from another content image; resume with the same CONTENT")
         if styles != self.styles:
+            if styles.split("|regions:")[0] == self.styles.split("|regions:")[0]:
+                raise StateError(
+                    "the state comes from a run with other regions (--style-mask, --labels, --content-mask, "
+                    "--style-region or --mask-mode); resume with the same masks"
+                )
             raise StateError("the state comes from other style images or targets; resume with the same styles")
         changed = sorted(k for k in set(config) | set(self.config) if config.get(k) != self.config.get(k))
         if changed:

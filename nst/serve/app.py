@@ -248,7 +248,7 @@ def _options(form: FormData) -> Any:
 
 
 def _check_styles(config: StylizeConfig, count: int) -> None:
-    from nst.runtime.stylize import style_blend, style_scales
+    from nst.runtime.plan import style_blend, style_scales
 
     style_blend(config, count)
     style_scales(config, count, None)
