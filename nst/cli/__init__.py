@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "stylize": "nst.cli.stylize_cmd:stylize_cmd",
     "stylize-batch": "nst.cli.batch_cmd:stylize_batch_cmd",
     "check-model": "nst.cli.check_cmd:check_model_cmd",
+    "serve": "nst.cli.serve_cmd:serve_cmd",
 }
 
 

@@ -1,5 +1,6 @@
 """Where a stylize run writes besides its image: checkpoint names, run states, the loss log,
-all checked before any work; and the fallback when the final write fails."""
+all checked before any work; and the fallback when the final write fails. (`Encoding`, how
+its images are written, is `nst.runtime.record`'s: the web app writes with it too.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from nst.errors import ConfigError, OutputError
 from nst.fileio import check_writable, fallback_path
-from nst.runtime.config import BitDepth, StylizeConfig
-from nst.runtime.record import LossLog
+from nst.runtime.config import StylizeConfig
+from nst.runtime.record import Encoding, LossLog
 from nst.runtime.state import state_path
 
 if TYPE_CHECKING:
@@ -64,21 +65,6 @@ def checkpoint_path(template: str, iteration: int) -> Path:
             f"--checkpoint-output {template!r} must contain the iteration as %s or {{}} (e.g. out_%s.png)"
         )
     return Path(name)
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """How a run writes its images, final and checkpoints alike: the PNG text (its provenance,
-    `Stylizer.provenance`), the bits per channel, and the colour profile (None: sRGB)."""
-
-    text: dict[str, str]
-    bit_depth: BitDepth = 8
-    profile: bytes | None = None
-
-    def save(self, image: OutputImage, path: Path, *, overwrite: bool) -> None:
-        from nst.runtime.images import save_image
-
-        save_image(image, path, overwrite=overwrite, text=self.text, bit_depth=self.bit_depth, profile=self.profile)
 
 
 def save_final(image: OutputImage, path: Path, *, overwrite: bool, encoding: Encoding) -> None:

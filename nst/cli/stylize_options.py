@@ -134,7 +134,7 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  "image's embedded ICC profile (Adobe RGB, Display P3, ...) and tagged with it."),
 ]  # fmt: skip
 
-_MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
+_NETWORK_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("-m", "--model", type=PATH,
                  help="The ONNX extractor (made by `nst export-vgg`).  [default: the cached model of --weights, "
                  "downloaded and exported on first use]"),
@@ -145,6 +145,9 @@ _MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("--weights-layout", type=choice(LayoutChoice), default="auto", show_default=True,
                  help="The input --weights expects: torchvision (RGB, normalized) or caffe (BGR 0-255); "
                  "auto: from a known file's hash, its keys or its preprocessing."),
+]  # fmt: skip
+_MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
+    *_NETWORK_OPTIONS,
     click.option("--targets", type=PATH,
                  help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images."),
 ]  # fmt: skip
@@ -218,6 +221,20 @@ def stylize_options(command: Callable) -> Callable:
         return command(source=source, report=report, options=options, **params)
 
     for option in reversed([*_MODEL_OPTIONS, *_CONFIG_OPTIONS, *_REPORT_OPTIONS]):
+        grouped = option(grouped)
+    return grouped
+
+
+def model_options(command: Callable) -> Callable:
+    """Add -m, --weights and --weights-layout to a command that runs a network on images it is
+    given (no --targets); it receives them as `source` (ModelSource)."""
+
+    @functools.wraps(command)
+    def grouped(**params: Any) -> Any:
+        source = ModelSource(params.pop("model"), params.pop("weights"), None, params.pop("weights_layout"))
+        return command(source=source, **params)
+
+    for option in reversed(_NETWORK_OPTIONS):
         grouped = option(grouped)
     return grouped
 

@@ -251,7 +251,7 @@ def check(config: Any, rules: dict[str, Rule] | None = None) -> None:
             continue
         allowed = choices(hints[field.name])
         if allowed and value not in allowed:
-            raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(allowed)}, got {value!r}")
+            raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(map(str, allowed))}, got {value!r}")
         rule = rules.get(field.name)
         if rule is None:
             continue

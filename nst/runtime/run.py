@@ -4,6 +4,7 @@ best image so far, what each step reports, and the state a later run can resume 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -170,13 +171,14 @@ class Run:
 
         def on_step(iteration: int, total: float, values: dict[str, float]) -> None:
             elapsed = self.offset + time.perf_counter() - self.start
-            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed)
+            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed,
+                        preview=self._preview())  # fmt: skip
             self.history.append(step.row())
             self.reached, self.boundary = iteration, True
             if self.callback is not None:
                 every = self.config.checkpoint_iterations
                 if every is not None and iteration % every == 0 and iteration < self.config.iterations:
-                    snapshot = self.render(self.best.image) if self.best.image is not None else None
+                    snapshot = step.preview() if step.preview is not None else None  # the step's image, now
                     # The state shares the run's tensors: the callback saves it before the next step.
                     image = snapshot.image if snapshot is not None else None
                     step = dataclasses.replace(step, image=image, rendered=snapshot, state=self.state())
@@ -209,6 +211,12 @@ class Run:
             history=list(self.history),
             nst_version=nst_version(),
         )
+
+    def _preview(self) -> Callable[[], Rendered] | None:
+        """`render` of the best image so far, to call later from any thread (each better iterate
+        replaces the tensor, never changes it in place); None before the first."""
+        kept = self.best.image
+        return functools.partial(self.render, kept) if kept is not None else None
 
     def _kept(self) -> torch.Tensor:
         # No finite loss was ever seen (a diverged run): keep the last iterate rather than nothing.
