@@ -26,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from nst.batch import Execution
+from nst.batch.execution import RAY_LOCAL
+
 from common import CONTENT, STYLE, machine, model_path
 
 MODES = ("sequential", "workers", "ray")
@@ -80,10 +83,11 @@ def measure(mode: str, contents: list[Path], outdir: Path, args: argparse.Namesp
 
         # One CPU per physical core (Ray counts logical CPUs by default), so one task per core.
         ray.init(num_cpus=cores, include_dashboard=False, logging_level="ERROR")
-    options = {"sequential": {"workers": 1}, "workers": {"workers": args.workers}, "ray": {"ray": True}}[mode]
+    execution = {"sequential": Execution(workers=1), "workers": Execution(workers=args.workers),
+                 "ray": Execution(ray=RAY_LOCAL)}[mode]  # fmt: skip
     try:
         results = nst.stylize_batch(contents, outdir=outdir, styles=[STYLE], config=config, model=args.model,
-                                    callback=on_event, **options)  # fmt: skip
+                                    callback=on_event, execution=execution)  # fmt: skip
     finally:
         if ray is not None:
             ray.shutdown()

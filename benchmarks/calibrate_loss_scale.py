@@ -104,13 +104,13 @@ def yardstick(session: Any, plan: Any, config: Any, image: Any) -> dict[str, flo
     """content_rel and style_rel (balanced terms at unit weights) of `image` ((1, 3, H, W) tensor)."""
     import torch
 
-    from nst.runtime.objective import Objective, reference_terms
+    from nst.runtime.objective import Objective, objective_terms
     from nst.runtime.run import image_tensor
 
     unit = config.replace(loss_scale="balanced", content_weight=1.0, style_weight=1.0, tv_weight=1.0)
     size = plan.stages[0].size
     content = image_tensor(plan.content, size, session.device)
-    terms = reference_terms(session.model, content, plan.style_grams[0], plan.blend, unit)
+    terms = objective_terms(session.model, content, plan.style_grams[0], plan.blend, unit)
     with torch.no_grad():
         _, values = Objective(session.model, terms)(image)
     return {"content_rel": float(values["content"]), "style_rel": float(values["style"])}

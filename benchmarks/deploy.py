@@ -197,73 +197,80 @@ def main() -> None:
     providers = ["cpu"] + (["cuda"] if cuda_unavailable_reason() is None else [])
     inputs = images(size)
     with tempfile.TemporaryDirectory(prefix="nst-deploy-") as tmp:
-        folder = Path(tmp)
         start = time.perf_counter()
-        static = {"static": (1, size, size)}
-        variants = [
-            Variant("fp32 dynamic", export(folder, "fp32")),
-            Variant("fp32 static", export(folder, "fp32-static", **static)),
-            Variant("fp16 dynamic", export(folder, "fp16", precision="fp16")),
-            Variant("fp16 static", export(folder, "fp16-static", precision="fp16", **static)),
-            Variant(
-                "int8 dynamic", export(folder, "int8", quantize="int8"), leave_one_out(folder, "int8", quantize="int8")
-            ),
-            Variant(
-                "int8 static",
-                export(folder, "int8-static", quantize="int8", **static),
-                leave_one_out(folder, "int8-static", quantize="int8", **static),
-            ),
-        ]
-        if args.investigate:
-            for label, (path, loo) in recipe_graphs(folder, size, static=False).items():
-                variants.append(Variant(label, path, loo))
+        variants = _variants(Path(tmp), size, investigate=args.investigate)
         print(f"exported {len(variants)} variants in {time.perf_counter() - start:.0f} s")
         reference = [grams(variants[0].path, "cpu", threads, image) for image in inputs]
         fp16_reference = fp16_arithmetic_error(variants, args.fp16_reference_size)
-
         print(
             f"\n{machine()}; onnxruntime {ort.__version__}, {threads} threads; one {size}x{size} image per run, "
             f"{args.repeat} interleaved runs after a warm-up; Grams only, seeded random VGG-19 weights"
         )
         for provider in providers:
-            sessions = {v.name: session(v.path, provider, threads) for v in variants}
-            feed = {"image": inputs[1]}
-            times = interleaved(
-                {name: (lambda s=s, f=feed: s.run(None, f)) for name, s in sessions.items()}, args.repeat
-            )
-            base_best, base_median = min(times["fp32 dynamic"]), statistics.median(times["fp32 dynamic"])
-            print(f"\n## onnxruntime {provider}\n")
-            notes: list[str] = []
-            head = "| variant | ms best | ms median | images/s (best) | speed vs fp32 dynamic, best / median |"
-            head += " " + " | ".join(f"error {layer}" for layer in STYLE_LAYERS) + " |"
-            print(head)
-            print("|" + "---|" * (5 + len(STYLE_LAYERS)))
-            for variant in variants:
-                best, median = min(times[variant.name]), statistics.median(times[variant.name])
-                errors = gram_errors(variant, provider, threads, inputs, reference)
-                cells = [
-                    variant.name,
-                    f"{best * 1000:.0f}",
-                    f"{median * 1000:.0f}",
-                    f"{1 / best:.2f}",
-                    f"{base_best / best:.2f}x / {base_median / median:.2f}x",
-                    *(f"{e:.2e}" for e in errors),
-                ]
-                print("| " + " | ".join(cells) + " |")
-                if variant.name == "int8 dynamic":
-                    notes.append(verdict(provider, base_best / best, base_median / median, max(errors)))
-                if variant.name == "fp16 dynamic":
-                    fp16_ok = "met" if max(errors) <= TARGETS["fp16 error"] else "missed"
-                    notes.append(
-                        f"fp16 dynamic on {provider}: worst Gram error {max(errors):.1e}, target <= "
-                        f"{TARGETS['fp16 error']:g}: {fp16_ok}"
-                    )
-            print("\n" + "\n".join(notes))
+            _report_provider(provider, variants, inputs, reference, threads=threads, repeat=args.repeat)
         if fp16_reference is not None:
             print(
                 f"\nfp16 arithmetic (onnx.reference, {args.fp16_reference_size} px, fp16 convolutions as written): "
                 + ", ".join(f"{layer} {e:.2e}" for layer, e in zip(STYLE_LAYERS, fp16_reference))
             )
+
+
+def _variants(folder: Path, size: int, *, investigate: bool) -> list[Variant]:
+    """Every deployment variant, exported into `folder` (int8 ones with a leave-one-out twin)."""
+    static = {"static": (1, size, size)}
+    variants = [
+        Variant("fp32 dynamic", export(folder, "fp32")),
+        Variant("fp32 static", export(folder, "fp32-static", **static)),
+        Variant("fp16 dynamic", export(folder, "fp16", precision="fp16")),
+        Variant("fp16 static", export(folder, "fp16-static", precision="fp16", **static)),
+        Variant(
+            "int8 dynamic", export(folder, "int8", quantize="int8"), leave_one_out(folder, "int8", quantize="int8")
+        ),
+        Variant(
+            "int8 static",
+            export(folder, "int8-static", quantize="int8", **static),
+            leave_one_out(folder, "int8-static", quantize="int8", **static),
+        ),
+    ]
+    if investigate:
+        for label, (path, loo) in recipe_graphs(folder, size, static=False).items():
+            variants.append(Variant(label, path, loo))
+    return variants
+
+
+def _report_provider(provider: str, variants: list[Variant], inputs, reference, *, threads: int, repeat: int) -> None:  # type: ignore[no-untyped-def]
+    """One provider's table: speed against fp32 dynamic and Gram error per layer, and verdicts."""
+    sessions = {v.name: session(v.path, provider, threads) for v in variants}
+    feed = {"image": inputs[1]}
+    times = interleaved({name: (lambda s=s, f=feed: s.run(None, f)) for name, s in sessions.items()}, repeat)
+    base_best, base_median = min(times["fp32 dynamic"]), statistics.median(times["fp32 dynamic"])
+    print(f"\n## onnxruntime {provider}\n")
+    notes: list[str] = []
+    head = "| variant | ms best | ms median | images/s (best) | speed vs fp32 dynamic, best / median |"
+    head += " " + " | ".join(f"error {layer}" for layer in STYLE_LAYERS) + " |"
+    print(head)
+    print("|" + "---|" * (5 + len(STYLE_LAYERS)))
+    for variant in variants:
+        best, median = min(times[variant.name]), statistics.median(times[variant.name])
+        errors = gram_errors(variant, provider, threads, inputs, reference)
+        cells = [
+            variant.name,
+            f"{best * 1000:.0f}",
+            f"{median * 1000:.0f}",
+            f"{1 / best:.2f}",
+            f"{base_best / best:.2f}x / {base_median / median:.2f}x",
+            *(f"{e:.2e}" for e in errors),
+        ]
+        print("| " + " | ".join(cells) + " |")
+        if variant.name == "int8 dynamic":
+            notes.append(verdict(provider, base_best / best, base_median / median, max(errors)))
+        if variant.name == "fp16 dynamic":
+            fp16_ok = "met" if max(errors) <= TARGETS["fp16 error"] else "missed"
+            notes.append(
+                f"fp16 dynamic on {provider}: worst Gram error {max(errors):.1e}, target <= "
+                f"{TARGETS['fp16 error']:g}: {fp16_ok}"
+            )
+    print("\n" + "\n".join(notes))
 
 
 def gram_errors(variant: Variant, provider: str, threads: int, inputs, reference) -> list[float]:

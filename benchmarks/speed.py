@@ -138,7 +138,7 @@ def nst_pieces(mirror, size: int, device, config):
     from nst.contract import gram
     from nst.models.layers import STYLE_LAYERS
     from nst.runtime.device import autocast, channels_last
-    from nst.runtime.objective import Objective, reference_terms
+    from nst.runtime.objective import Objective, objective_terms
 
     content, style = load(CONTENT, size).to(device), load(STYLE, size).to(device)  # (1, 3, size, size)
     with torch.no_grad():
@@ -146,7 +146,7 @@ def nst_pieces(mirror, size: int, device, config):
     grams = {n: gram(feats[n].float()) for n in STYLE_LAYERS}
     objective = Objective(
         mirror,
-        reference_terms(mirror, content, [grams], (1.0,), config),
+        objective_terms(mirror, content, [grams], (1.0,), config),
         precision=autocast(device, config.precision),
         channels_last=channels_last(device),
         checkpoint=config.low_memory,
@@ -169,6 +169,45 @@ def timed_objective(objective, image, repeat: int, device) -> float:
 
 
 def main() -> None:
+    args = _parse()
+    import torch
+
+    from nst.runtime.device import cpu_has_bf16, resolve_device
+    from nst.runtime.stylize import load_mirror
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    extra = {flag: True for flag in FLAGS if getattr(args, flag)}
+    model = args.model or model_path()
+    mirror = load_mirror(model).to(device)
+    has_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    precisions = [p for p in args.precisions.split(",") if p != "bf16" or has_bf16]
+    peaks = {p: peak_gflops(device, torch.float32 if p == "fp32" else torch.bfloat16) for p in precisions}
+    print(f"# {machine()}; device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+          + f"; bf16 units: {'yes' if has_bf16 else 'no'}")  # fmt: skip
+    print(f"# model {model.name}; {args.warmup} warm-up + {args.iterations} timed iterations per loop, "
+          f"median of {args.rounds} alternating rounds; split: median of {args.repeat}; options {extra or 'none'}")  # fmt: skip
+    print("# matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+
+    nst_loop(mirror, 32, "adam", precisions[0], 1, 1, device, extra)  # warm-up: imports, allocator, onnxruntime
+    summary = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for precision in precisions:
+            rows, summary_rows, header = _measure(args, mirror, model, size, precision, device, extra, peaks[precision])
+            summary += summary_rows
+            print(header)
+            print("| figure | nst | baseline | nst / baseline |")
+            print("|---|---|---|---|")
+            for name, nst_v, base_v, kind in rows:
+                ratio = "" if not base_v else f"{(nst_v / base_v if kind == 'time' else base_v / nst_v):.2f}x"
+                fmt = (lambda v: f"{v:.0%}") if "fraction" in name else (lambda v: f"{v:.4g}")
+                print(f"| {name} | {fmt(nst_v)} | {fmt(base_v) if base_v else '-'} | {ratio} |")
+    _print_summary(summary)
+
+
+def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,512,1024", help="square sizes in px, comma-separated")
     parser.add_argument("--optimizers", default="lbfgs,adam")
@@ -184,84 +223,59 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="nst only (no ratios)")
     parser.add_argument("--no-split", action="store_true", help="skip the forward / loss / backward split")
     parser.add_argument("--model", type=Path, help="the ONNX extractor (default: seeded random VGG-19)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def _measure(args, mirror, model, size: int, precision: str, device, extra: dict, peak: float):  # type: ignore[no-untyped-def]
+    """One size and precision: (table rows, summary rows, heading). Loops alternate nst and the
+    baseline, so that other load hits both alike."""
     import torch
 
     from benchmarks.baseline import Baseline, load
     from nst.runtime.config import StylizeConfig
-    from nst.runtime.device import cpu_has_bf16, resolve_device
-    from nst.runtime.stylize import load_mirror
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    extra = {flag: True for flag in FLAGS if getattr(args, flag)}
-    model = args.model or model_path()
-    mirror = load_mirror(model).to(device)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    optimizers = args.optimizers.split(",")
-    has_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
-    precisions = [p for p in args.precisions.split(",") if p != "bf16" or has_bf16]
-    peaks = {"fp32": peak_gflops(device, torch.float32)}
-    if "bf16" in precisions:
-        peaks["bf16"] = peak_gflops(device, torch.bfloat16)
-    print(f"# {machine()}; device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-          + f"; bf16 units: {'yes' if has_bf16 else 'no'}")  # fmt: skip
-    print(f"# model {model.name}; {args.warmup} warm-up + {args.iterations} timed iterations per loop, "
-          f"median of {args.rounds} alternating rounds; split: median of {args.repeat}; options {extra or 'none'}")  # fmt: skip
-    print("# matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
-
-    nst_loop(mirror, 32, "adam", precisions[0], 1, 1, device, extra)  # warm-up: imports, allocator, onnxruntime
+    config = StylizeConfig(size=size, seed=0, device=str(device), precision=precision, **extra)
+    forward, loss, objective, layers = nst_pieces(mirror, size, device, config)
+    gflop = forward_gflop(size, size, layers=layers)
+    base = None
+    if not args.no_baseline:
+        base = Baseline(model, load(CONTENT, size), load(STYLE, size), device, precision=precision,
+                        channels_last=precision == "bf16")  # fmt: skip
+    rows: list[tuple[str, float | None, float | None, str]] = []  # figure, nst, baseline, kind
     summary = []
-    for size in sizes:
-        for precision in precisions:
-            config = StylizeConfig(size=size, seed=0, device=str(device), precision=precision, **extra)
-            forward, loss, objective, layers = nst_pieces(mirror, size, device, config)
-            gflop = forward_gflop(size, size, layers=layers)
-            base = None
-            if not args.no_baseline:
-                base = Baseline(model, load(CONTENT, size), load(STYLE, size), device, precision=precision,
-                                channels_last=precision == "bf16")  # fmt: skip
-            rows: list[tuple[str, float | None, float | None, str]] = []  # figure, nst, baseline, kind
-            for opt in optimizers:
-                nst_runs, base_runs, mems = [], [], []
-                for _ in range(args.rounds):
-                    t, mem = cuda_memory(device, lambda s=size, o=opt, p=precision: nst_loop(
-                        mirror, s, o, p, args.iterations, args.warmup, device, extra))  # fmt: skip
-                    nst_runs.append(t)
-                    mems.append(mem)
-                    if base is not None:
-                        base_runs.append(cuda_memory(device, lambda b=base, s=size, o=opt: baseline_loop(
-                            b, s, o, args.iterations, args.warmup))[0])  # fmt: skip
-                nst_s, base_s = median(nst_runs), (median(base_runs) if base_runs else None)
-                rows.append((f"{opt} s/iteration", nst_s, base_s, "time"))
-                rows.append((f"{opt} fraction of the {precision} peak", 2 * gflop / nst_s / peaks[precision],
-                             base_s and 2 * gflop / base_s / peaks[precision], "rate"))  # fmt: skip
-                if mems[0] is not None:
-                    rows.append((f"{opt} CUDA max allocated MiB", max(mems), None, "time"))
-                summary.append((size, precision, opt, nst_s, base_s, min(nst_runs), max(nst_runs)))
-            if not args.no_split:
-                image = torch.full((1, 3, size, size), 117.0, device=device)
-                image = (image + torch.randn_like(image) * 30).requires_grad_(True)
-                nst_split = split(forward, loss, image, args.repeat, device)
-                base_split = split(base.forward, base.loss, image, args.repeat, device) if base else {}
-                for piece in ("forward", "loss", "backward"):
-                    rows.append((f"{piece} s", nst_split[piece], base_split.get(piece), "time"))
-                rows.append(("objective + backward as one s", timed_objective(objective, image, args.repeat, device),
-                             None, "time"))  # fmt: skip
-            print(
-                f"\n## {size}x{size} px, {precision}: forward to {layers[-1]} = {gflop:.1f} GFLOP, an iteration = 2 x that"
-            )
-            print("| figure | nst | baseline | nst / baseline |")
-            print("|---|---|---|---|")
-            for name, nst_v, base_v, kind in rows:
-                ratio = "" if not base_v else f"{(nst_v / base_v if kind == 'time' else base_v / nst_v):.2f}x"
-                fmt = (lambda v: f"{v:.0%}") if "fraction" in name else (lambda v: f"{v:.4g}")
-                print(f"| {name} | {fmt(nst_v)} | {fmt(base_v) if base_v else '-'} | {ratio} |")
-            del base
+    for opt in args.optimizers.split(","):
+        nst_runs, base_runs, mems = [], [], []
+        for _ in range(args.rounds):
+            t, mem = cuda_memory(device, lambda s=size, o=opt, p=precision: nst_loop(
+                mirror, s, o, p, args.iterations, args.warmup, device, extra))  # fmt: skip
+            nst_runs.append(t)
+            mems.append(mem)
+            if base is not None:
+                base_runs.append(cuda_memory(device, lambda b=base, s=size, o=opt: baseline_loop(
+                    b, s, o, args.iterations, args.warmup))[0])  # fmt: skip
+        nst_s, base_s = median(nst_runs), (median(base_runs) if base_runs else None)
+        rows.append((f"{opt} s/iteration", nst_s, base_s, "time"))
+        rows.append((f"{opt} fraction of the {precision} peak", 2 * gflop / nst_s / peak,
+                     base_s and 2 * gflop / base_s / peak, "rate"))  # fmt: skip
+        if mems[0] is not None:
+            rows.append((f"{opt} CUDA max allocated MiB", max(mems), None, "time"))
+        summary.append((size, precision, opt, nst_s, base_s, min(nst_runs), max(nst_runs)))
+    if not args.no_split:
+        image = torch.full((1, 3, size, size), 117.0, device=device)
+        image = (image + torch.randn_like(image) * 30).requires_grad_(True)
+        nst_split = split(forward, loss, image, args.repeat, device)
+        base_split = split(base.forward, base.loss, image, args.repeat, device) if base else {}
+        for piece in ("forward", "loss", "backward"):
+            rows.append((f"{piece} s", nst_split[piece], base_split.get(piece), "time"))
+        rows.append(("objective + backward as one s", timed_objective(objective, image, args.repeat, device),
+                     None, "time"))  # fmt: skip
+    heading = (
+        f"\n## {size}x{size} px, {precision}: forward to {layers[-1]} = {gflop:.1f} GFLOP, an iteration = 2 x that"
+    )
+    return rows, summary, heading
 
+
+def _print_summary(summary: list) -> None:
     print("\n## Summary (ratio = nst s/iteration / baseline s/iteration; above 1.05 is flagged)")
     print("| size | precision | optimizer | nst s/iter (min-max) | baseline s/iter | ratio | flag |")
     print("|---|---|---|---|---|---|---|")

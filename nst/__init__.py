@@ -9,13 +9,13 @@ from __future__ import annotations
 
 _LAZY = {
     "stylize": "nst.runtime.stylize",
-    "stylize_batch": "nst.runtime.batch",
-    "BatchResult": "nst.runtime.batch",
+    "stylize_batch": "nst.batch",
+    "BatchResult": "nst.batch",
     "Stylizer": "nst.runtime.stylize",
     "StylizeInterrupted": "nst.runtime.run",
     "StylizeConfig": "nst.runtime.config",
     "PrecomputeConfig": "nst.runtime.config",
-    "Step": "nst.runtime.config",
+    "Step": "nst.runtime.loop",
     "compute_style_targets": "nst.runtime.grams",
     "load_targets": "nst.runtime.targets",
     "save_targets": "nst.runtime.targets",

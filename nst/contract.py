@@ -85,7 +85,7 @@ class ModelInfo:
     kernel_axes: str  # hw (MatConvNet's order) | wh (the reference's swapped kernels)
     gram_normalization: str
     # Deployment choices (`nst export-vgg --opset/--precision/--io/--static/--outputs/--quantize`);
-    # the defaults are what files written before these options hold.
+    # the defaults are a plain float32 export's.
     opset: int = 17
     precision: str = "fp32"  # the convolutions' weights and arithmetic: fp32 | fp16
     io: str = "fp32"  # element type of the input and the outputs: fp32 | fp16
@@ -94,6 +94,11 @@ class ModelInfo:
     gram_precision: str = "fp32"  # the Gram arithmetic (float32 in every graph: F F^T overflows fp16)
     quantize: str = ""  # "" | int8 (static QDQ)
     calibration: str = ""  # how an int8 graph's activation ranges were calibrated
+    # What the weights file was (nst.models.readers); the defaults are a .mat's.
+    weights_format: str = "mat"  # mat | pth | safetensors | onnx
+    # The file's input convention, folded into conv1_1: matconvnet | torchvision | caffe | onnx
+    weights_layout: str = "matconvnet"
+    layout_source: str = "format"  # how that was known: format | hash | keys | preprocessing | option
 
     @property
     def feature_outputs(self) -> tuple[str, ...]:
@@ -137,6 +142,9 @@ class ModelInfo:
             _PREFIX + "gram_precision": self.gram_precision,
             _PREFIX + "quantize": self.quantize or "none",
             _PREFIX + "calibration": self.calibration,
+            _PREFIX + "weights_format": self.weights_format,
+            _PREFIX + "weights_layout": self.weights_layout,
+            _PREFIX + "layout_source": self.layout_source,
         }
 
 
@@ -174,8 +182,12 @@ def model_info(model: Any, path: str | Path) -> ModelInfo:
             f"{path} has nst format {props['format']}, this nst reads format {FORMAT_VERSION}; export it again"
         )
 
+    missing = [key for key in _REQUIRED if key not in props]
+    if missing:
+        raise ModelError(f"{path}: nst metadata is incomplete (no nst.{missing[0]}); export it again")
+
     def split(key: str) -> tuple[str, ...]:
-        return tuple(v for v in props.get(key, "").split(",") if v)
+        return tuple(v for v in props[key].split(",") if v)
 
     try:
         mean = np.array([float(v) for v in split("mean_pixel")], dtype=np.float32)
@@ -184,41 +196,60 @@ def model_info(model: Any, path: str | Path) -> ModelInfo:
     if mean.shape != (3,) or not split("layers"):
         raise ModelError(f"{path}: nst metadata is incomplete (layers or mean pixel); export it again")
     try:
-        static_text = props.get("static", "dynamic")
-        static = None if static_text == "dynamic" else tuple(int(v) for v in static_text.split("x"))
-        opset = int(props["opset"]) if "opset" in props else _default_opset(model)
+        static = None if props["static"] == "dynamic" else tuple(int(v) for v in props["static"].split("x"))
+        opset = int(props["opset"])
     except ValueError:
         raise ModelError(f"{path}: nst metadata is corrupt (opset or static shape); export it again") from None
     if static is not None and len(static) != 3:
         raise ModelError(f"{path}: nst.static must be NxHxW, not {props['static']!r}; export it again")
     return ModelInfo(
         path=Path(path),
-        architecture=props.get("architecture", ""),
+        architecture=props["architecture"],
         layers=split("layers"),
         grams=split("grams"),
-        pooling=props.get("pooling", "max"),
+        pooling=props["pooling"],
         mean_pixel=mean,
-        weights_sha256=props.get("weights_sha256", ""),
-        source_sha256=props.get("source_sha256", ""),
-        kernel_axes=props.get("kernel_axes", "hw"),
-        gram_normalization=props.get("gram_normalization", ""),
+        weights_sha256=props["weights_sha256"],
+        source_sha256=props["source_sha256"],
+        kernel_axes=props["kernel_axes"],
+        gram_normalization=props["gram_normalization"],
         opset=opset,
-        precision=props.get("precision", "fp32"),
-        io=props.get("io", "fp32"),
+        precision=props["precision"],
+        io=props["io"],
         static=static,  # three ints, checked above
-        outputs=props.get("outputs", "all"),
-        gram_precision=props.get("gram_precision", "fp32"),
-        quantize="" if props.get("quantize", "none") == "none" else props["quantize"],
-        calibration=props.get("calibration", ""),
+        outputs=props["outputs"],
+        gram_precision=props["gram_precision"],
+        quantize="" if props["quantize"] == "none" else props["quantize"],
+        calibration=props["calibration"],
+        weights_format=props["weights_format"],
+        weights_layout=props["weights_layout"],
+        layout_source=props["layout_source"],
     )
 
 
-def _default_opset(model: Any) -> int:
-    """The default-domain opset of a file written before `nst.opset` existed (17 when unknown)."""
-    for opset in getattr(model, "opset_import", ()):
-        if opset.domain in ("", "ai.onnx"):
-            return int(opset.version)
-    return 17
+# Every nst.* key `ModelInfo.to_props` writes: a file of this format version holds them all.
+_REQUIRED = (
+    "architecture",
+    "layers",
+    "grams",
+    "gram_normalization",
+    "mean_pixel",
+    "pooling",
+    "kernel_axes",
+    "source_sha256",
+    "weights_sha256",
+    "opset",
+    "precision",
+    "io",
+    "static",
+    "outputs",
+    "gram_precision",
+    "quantize",
+    "calibration",
+    "weights_format",
+    "weights_layout",
+    "layout_source",
+)
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

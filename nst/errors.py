@@ -26,6 +26,10 @@ class ImageError(NSTError):
     """An image file is missing, unreadable or corrupt."""
 
 
+class VideoError(NSTError):
+    """A video file or a folder of frames is missing, unreadable, corrupt or not one clip."""
+
+
 class TargetsError(NSTError):
     """A style-targets file is missing, corrupt, or belongs to another model."""
 
@@ -54,5 +58,14 @@ class StateError(NSTError):
     """A run-state file (--resume) is missing, corrupt, or belongs to another run."""
 
 
+def option_name(field: str) -> str:
+    """The command-line option of a config field, as messages name it: style_weight -> --style-weight."""
+    return "--" + field.replace("_", "-")
+
+
 class NSTWarning(UserWarning):
     """Something the user should know that does not stop the work (the CLI prints one line)."""
+
+
+class NSTNote(NSTWarning):
+    """Not a problem: a choice the run made that the user should see (the CLI prints 'note: ...')."""

@@ -1,11 +1,13 @@
-"""Atomic file writes: every output goes to a temporary file in its folder, then is renamed."""
+"""Files on disk: atomic writes (every output goes to a temporary file in its folder, then is
+renamed) and file digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nst.errors import OutputError
@@ -87,3 +89,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def file_digests(path: str | Path, algorithms: Sequence[str] = ("sha256",)) -> dict[str, str]:
+    """Hex digests of a file for each of `algorithms` (hashlib names), in one read."""
+    hashers = {algo: hashlib.new(algo) for algo in algorithms}
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            for hasher in hashers.values():
+                hasher.update(block)
+    return {algo: hasher.hexdigest() for algo, hasher in hashers.items()}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file: what nst records of weights files, style images and sources."""
+    return file_digests(path, ("sha256",))["sha256"]

@@ -12,11 +12,12 @@ from odd_files import rgb, truncated
 from PIL import Image
 
 import nst
+from nst.batch import BatchInterrupted, Execution
+from nst.batch.execution import RAY_LOCAL
+from nst.batch.jobs import expand_contents, make_jobs, parameter_sets
+from nst.batch.manifest import Manifest
+from nst.batch.sheet import MIN_CELL, Layout, contact_sheet
 from nst.errors import ConfigError, ImageError, NSTError
-from nst.runtime.batch import BatchInterrupted
-from nst.runtime.batch.jobs import expand_contents, make_jobs, parameter_sets
-from nst.runtime.batch.manifest import Manifest
-from nst.runtime.batch.sheet import MIN_CELL, Layout, contact_sheet
 from nst.runtime.config import StylizeConfig
 
 CONFIG = StylizeConfig(iterations=2, size=0, seed=0)
@@ -147,12 +148,12 @@ def test_two_workers_make_what_one_process_makes(vgg19_onnx, photos, style, tmp_
     (photos / "broken.jpg").unlink()
     sweep = {"style_weight": [50.0, 5000.0]}
     pool = nst.stylize_batch([photos], outdir=tmp_path / "pool", styles=[style], config=CONFIG, model=vgg19_onnx,
-                             sweep=sweep, workers=2)  # fmt: skip
+                             sweep=sweep, execution=Execution(workers=2))  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         one = nst.stylize_batch([photos], outdir=tmp_path / "one", styles=[style], config=CONFIG, model=vgg19_onnx,
-                                sweep=sweep, workers=1)  # fmt: skip
+                                sweep=sweep, execution=Execution(workers=1))  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     assert [r.status for r in pool] == ["ok"] * 6
@@ -188,7 +189,7 @@ def test_local_ray_makes_what_one_process_makes(vgg19_onnx, photos, style, tmp_p
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         remote = nst.stylize_batch([photos], outdir=tmp_path / "ray", styles=[style], config=CONFIG, model=vgg19_onnx,
-                                   ray=True)  # fmt: skip
+                                   execution=Execution(ray=RAY_LOCAL))  # fmt: skip
     finally:
         ray.shutdown()
     threads = torch.get_num_threads()

@@ -63,7 +63,7 @@ def test_first_run_downloads_and_exports_second_run_does_nothing(fixture_weights
         raise AssertionError("the second run must not do this")
 
     monkeypatch.setattr("nst.export.save.export_vgg_file", forbidden)
-    monkeypatch.setattr("nst.models.cache.file_digests", forbidden)
+    monkeypatch.setattr("nst.models.cache.file_sha256", forbidden)
     steps.clear()
     assert cached_model(None, ExportConfig(), notify=steps.append) == model
     assert len(fixture_weights.server.requests) == 1
@@ -131,8 +131,8 @@ def test_file_placed_by_hand_is_checked_once(fixture_weights):
 def test_unknown_weights_are_a_clear_error(weights_home):
     with pytest.raises(
         WeightsError,
-        match=r"weights file not found: nope\.mat \(give a \.mat file, or one of "
-        r"the known weights vgg19, vgg16, vgg19-2015",
+        match=r"weights file not found: nope\.mat \(give a \.mat, \.pth, \.safetensors or \.onnx file, or one of "
+        r"the known weights vgg19, vgg16, vgg16-caffe, vgg16-torchvision, vgg19-2015, vgg19-caffe, vgg19-torchvision,",
     ):
         cached_model("nope.mat")
 

@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from nst.check import CheckConfig, check_model
 from nst.errors import ConfigError, WeightsError
 from nst.export.onnx_graph import max_opset
-from nst.runtime.check import CheckConfig, check_model
 
 SMALL = ("relu1_1", "relu2_1", "relu3_1")
 QUICK = {"size": (16, 20)}

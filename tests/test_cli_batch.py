@@ -70,14 +70,14 @@ def test_a_bad_image_fails_alone_exit_1_and_a_rerun_skips(vgg19_onnx, inputs):
 def test_ctrl_c_keeps_finished_outputs_and_exits_130(vgg19_onnx, inputs, monkeypatch):
     from nst.runtime.stylize import Stylizer
 
-    real = Stylizer.stylize
+    real = Stylizer.render
 
     def second_interrupted(self, content, **kwargs):
         if "b.png" in str(content):
             raise KeyboardInterrupt
         return real(self, content, **kwargs)
 
-    monkeypatch.setattr(Stylizer, "stylize", second_interrupted)
+    monkeypatch.setattr(Stylizer, "render", second_interrupted)
     out = inputs / "out"
     result = _invoke(vgg19_onnx, [inputs / "photos", "-s", inputs / "style.png", "-o", out, "--no-log"])
     assert result.exit_code == 130
@@ -86,10 +86,13 @@ def test_ctrl_c_keeps_finished_outputs_and_exits_130(vgg19_onnx, inputs, monkeyp
 
 
 def test_every_stylize_option_is_accepted():
+    from nst.cli.batch_cmd import stylize_batch_cmd
+
     result = CliRunner().invoke(main, ["stylize-batch", "--help"])
     assert result.exit_code == 0
+    options = {param.name: param for param in stylize_batch_cmd.params}
     for field in dataclasses.fields(StylizeConfig):
-        assert f"--{field.name.replace('_', '-')}" in result.output, field.name
+        assert field.name in options and options[field.name].opts[0] in result.output, field.name
 
 
 @pytest.mark.parametrize(
@@ -153,7 +156,7 @@ def test_ray_without_a_cluster_is_one_line(vgg19_onnx, inputs, monkeypatch):
     instance runs) is one line, not Ray's traceback."""
     import types
 
-    import nst.runtime.batch.cluster as cluster
+    import nst.batch.cluster as cluster
 
     def no_cluster(**kwargs):
         raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by ...")

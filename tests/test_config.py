@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from nst.cli.options import choice, ranged
 from nst.errors import ConfigError
-from nst.runtime.config import RULES, Optimizer, PrecomputeConfig, Rule, StylizeConfig, choices
+from nst.runtime.config import RULES, OptimizerName, PrecomputeConfig, Rule, StylizeConfig, choices
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_click_types_come_from_the_same_rules_and_aliases():
     @click.command()
     @click.option("--content-weight", type=ranged("content_weight"))
     @click.option("--iterations", type=ranged("iterations", int))
-    @click.option("--optimizer", type=choice(Optimizer))
+    @click.option("--optimizer", type=choice(OptimizerName))
     def command(**_):
         pass
 
@@ -70,4 +70,4 @@ def test_click_types_come_from_the_same_rules_and_aliases():
         result = runner.invoke(command, argv)
         assert result.exit_code == 2 and message in result.output, (argv, result.output)
     assert runner.invoke(command, ["--content-weight", "5", "--iterations", "3", "--optimizer", "adam"]).exit_code == 0
-    assert choices(Optimizer) == ("adam", "lbfgs")
+    assert choices(OptimizerName) == ("adam", "lbfgs")

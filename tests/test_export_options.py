@@ -12,7 +12,7 @@ import torch
 from onnx.reference import ReferenceEvaluator
 
 from nst.contract import gram_output, model_info, read_model_info
-from nst.errors import ConfigError
+from nst.errors import ConfigError, ModelError
 from nst.export.onnx_graph import MIN_OPSET, ExportConfig, build_onnx, check_graph, max_opset
 from nst.models.matconvnet import read_matconvnet
 from nst.runtime.mirror import VGGMirror
@@ -190,19 +190,13 @@ def test_opset_beyond_onnx_and_grams_without_style_layer(make_mat):
         build_onnx(weights, ExportConfig(layers=("relu4_2",), outputs="grams"))
 
 
-def test_files_without_deployment_metadata_read_as_before(vgg19_onnx):
+def test_metadata_missing_a_key_is_refused_naming_it(vgg19_onnx):
+    """Every file of this format version holds every nst.* key; one without is not read with
+    guessed defaults (nst 0.1 has no older files to keep reading)."""
     model = onnx.load(str(vgg19_onnx), load_external_data=False)
-    kept = [p for p in model.metadata_props if p.key in {"nst.format", "nst.layers", "nst.mean_pixel", "nst.grams"}]
+    kept = [p for p in model.metadata_props if p.key != "nst.opset"]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    model.opset_import[0].version = 15
-    info = model_info(model, "old.onnx")
-    assert (info.opset, info.precision, info.io, info.static, info.outputs, info.quantize) == (
-        15,
-        "fp32",
-        "fp32",
-        None,
-        "all",
-        "",
-    )
-    assert not info.is_deployment and info.describe() == "a float32 graph"
+    with pytest.raises(ModelError) as err:
+        model_info(model, "old.onnx")
+    assert str(err.value) == "old.onnx: nst metadata is incomplete (no nst.opset); export it again"

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nst.runtime.config import Step, StylizeConfig
+from nst.runtime.config import StylizeConfig
+from nst.runtime.loop import Step
 from nst.runtime.optim import LBFGS
 from nst.runtime.stylize import Stylizer
 

@@ -160,12 +160,63 @@ def test_a_state_holds_the_resolved_scale_and_resumes_under_auto(vgg19_onnx, fil
     )
 
 
-def test_batch_outputs_record_the_resolved_scale(vgg19_onnx, files, tmp_path):
-    from nst.runtime.batch import stylize_batch
+def test_batch_names_manifest_and_outputs_have_the_resolved_scale(vgg19_onnx, files, tmp_path):
+    """auto is settled once the model is known, before the outputs are named: a name's fields,
+    the manifest's options and the PNG all give the scale and weights used."""
+    from nst.batch import MANIFEST, stylize_batch
+    from nst.runtime.config import DEFAULT_WEIGHTS
 
     results = stylize_batch([files[0]], styles=[files[1]], outdir=tmp_path / "out", model=vgg19_onnx,
-                            config=StylizeConfig(size=0, iterations=2, seed=0))  # fmt: skip
-    assert [r.status for r in results] == ["ok"]
-    with Image.open(tmp_path / "out" / results[0].output) as image:
+                            config=StylizeConfig(size=0, iterations=2, seed=0),
+                            name="{content}-{loss-scale}-{style-weight}.png")  # fmt: skip
+    assert [(r.status, r.output.name) for r in results] == [
+        ("ok", f"content-balanced-{DEFAULT_WEIGHTS['balanced'][1]:g}.png")
+    ]
+    with Image.open(results[0].output) as image:
         params = json.loads(image.text["nst:parameters"])
-    assert params["loss_scale"] == "balanced" and params["style_weight"] is not None
+    options = json.loads((tmp_path / "out" / MANIFEST).read_text().splitlines()[-1])["options"]
+    for recorded in (params, options):
+        assert recorded["loss_scale"] == "balanced"
+        weights = (recorded["content_weight"], recorded["style_weight"], recorded["tv_weight"])
+        assert weights == DEFAULT_WEIGHTS["balanced"]
+
+
+def _registry_pth(make_mat, path, layout: str):
+    """The random VGG-19 as a torchvision-keyed .pth in `layout`'s input convention."""
+    import torch
+
+    from nst.models.convention import TORCHVISION
+    from nst.models.layers import layer_table
+    from nst.models.matconvnet import read_matconvnet
+
+    vgg = read_matconvnet(make_mat())
+    state = {}
+    for index, layer in enumerate(layer_table("vgg19")):
+        if layer.kind == "conv":
+            kernel, bias = vgg.convs[layer.name]
+            if layer.name == "conv1_1":  # the input convention, as the real files have it
+                scale = (255.0 * np.asarray(TORCHVISION.std, np.float32))[None, :, None, None]
+                kernel = kernel * scale if layout == "torchvision" else kernel[:, ::-1]
+            state[f"features.{index}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel, np.float32))
+            state[f"features.{index}.bias"] = torch.from_numpy(bias.copy())
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["vgg19-torchvision", "vgg19-caffe"])
+def test_a_registry_pytorch_vgg19_is_balanced(make_mat, tmp_path, monkeypatch, name):
+    """A .pth export records the .pth's own SHA-256; even when the registry knows that file as
+    one of its PyTorch VGG-19s, auto is balanced: reference is for MatConvNet's files only."""
+    from nst.export.save import export_vgg_file
+    from nst.fileio import file_sha256
+
+    pth = _registry_pth(make_mat, tmp_path / f"{name}.pth", registry.WEIGHTS[name].layout)
+    digest = file_sha256(pth)
+    monkeypatch.setitem(registry.WEIGHTS, name, registry.WEIGHTS[name].replace(sha256_prefix=digest[:8]))
+    info = export_vgg_file(pth, tmp_path / "pth.onnx")
+    assert info.source_sha256 == digest and info.weights_layout == registry.WEIGHTS[name].layout
+    session = Stylizer(info.path)
+    assert session.model.info.source_sha256 == digest
+    assert session.resolve().loss_scale == "balanced"
+    _publish(monkeypatch)  # a MatConvNet file's hash published: not this one's
+    assert session.resolve().loss_scale == "balanced"

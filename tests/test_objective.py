@@ -11,7 +11,7 @@ from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
 from nst.runtime.device import autocast, cpu_has_bf16
 from nst.runtime.losses import normalized, tv_loss
-from nst.runtime.objective import Objective, TVTerm, reference_terms
+from nst.runtime.objective import Objective, TVTerm, objective_terms
 
 ALL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1", "relu5_2")
 
@@ -51,7 +51,7 @@ def test_objective_combines_terms_with_the_reference_weights():
         style_layer_weight_exp=2.0,
         loss_scale="reference",
     )
-    objective = Objective(model, reference_terms(model, content, styles, normalized((3.0, 1.0)), config))
+    objective = Objective(model, objective_terms(model, content, styles, normalized((3.0, 1.0)), config))
     total, terms = objective(image)
 
     feats = _FakeModel()(image, ALL_LAYERS)
@@ -82,12 +82,12 @@ def test_zero_weights_drop_layers_from_the_pass():
     model = _FakeModel()
     content = torch.rand(1, 3, 4, 4)
     config = StylizeConfig(content_weight=0, tv_weight=0, style_weight=0, loss_scale="reference")
-    objective = Objective(model, reference_terms(model, content, _style_grams(1), (1.0,), config))
+    objective = Objective(model, objective_terms(model, content, _style_grams(1), (1.0,), config))
     total, terms = objective(torch.rand(1, 3, 4, 4))
     assert total.item() == 0 and all(t.item() == 0 for t in terms.values())
     assert objective.layers == () and model.calls == []  # no content pass, no forward pass
     only_content = Objective(
-        model, reference_terms(model, content, [], (), StylizeConfig(content_weight_blend=1, loss_scale="reference"))
+        model, objective_terms(model, content, [], (), StylizeConfig(content_weight_blend=1, loss_scale="reference"))
     )
     assert only_content.layers == ("relu4_2",)
 
@@ -143,7 +143,7 @@ def test_bf16_autocast_stays_close_to_fp32(vgg19_onnx):
         config = StylizeConfig(precision=precision, loss_scale="reference")
         objective = Objective(
             mirror,
-            reference_terms(mirror, content, grams, (1.0,), config),
+            objective_terms(mirror, content, grams, (1.0,), config),
             precision=autocast(torch.device("cpu"), precision),
         )
         image = start.clone().requires_grad_(True)
@@ -192,7 +192,7 @@ def test_balanced_terms_are_relative_to_their_targets():
     model = _FakeModel()
     content = torch.rand(1, 3, 6, 7) * 255
     styles = _style_grams(1)
-    terms = reference_terms(model, content, styles, (1.0,), StylizeConfig(loss_scale="balanced"))
+    terms = objective_terms(model, content, styles, (1.0,), StylizeConfig(loss_scale="balanced"))
     objective = Objective(model, terms)
     # The content image itself: its content term is 0; a black image's is exactly the weight.
     assert objective(content)[1]["content"].item() == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from nst.runtime.plan import Stage, content_size, initial_image, plan_stages, stage_sizes
+from nst.runtime.images import resized_shape
+from nst.runtime.plan import Stage, initial_image, plan_stages, stage_sizes
 
 
 def test_initial_image_follows_the_reference():
@@ -48,7 +49,7 @@ def test_plan_splits_iterations_and_skips_empty_stages():
 
 def test_content_size_policy():
     # The long side to --size (up or down), the width to --width (which wins), or as it is.
-    assert content_size((3024, 4032), long_side=512, width=None) == (384, 512)
-    assert content_size((300, 200), long_side=512, width=None) == (512, 341)
-    assert content_size((3024, 4032), long_side=512, width=100) == (75, 100)
-    assert content_size((3024, 4032), long_side=0, width=None) == (3024, 4032)
+    assert resized_shape((3024, 4032), long_side=512, width=None) == (384, 512)
+    assert resized_shape((300, 200), long_side=512, width=None) == (512, 341)
+    assert resized_shape((3024, 4032), long_side=512, width=100) == (75, 100)
+    assert resized_shape((3024, 4032), long_side=0, width=None) == (3024, 4032)

@@ -14,8 +14,9 @@ from PIL import Image
 import nst
 from nst.errors import ConfigError, DownloadError, ImageError, TargetsError
 from nst.runtime.colors import rgb_to_ycbcr
-from nst.runtime.config import PrecomputeConfig, Step, StylizeConfig
+from nst.runtime.config import PrecomputeConfig, StylizeConfig
 from nst.runtime.device import cpu_has_bf16
+from nst.runtime.loop import Step
 from nst.runtime.stylize import StylizeInterrupted, Stylizer, stylize
 
 
@@ -58,7 +59,7 @@ def test_loss_falls(mirror, images, optimizer, precision):
     # that lasts is measured in benchmarks/bf16_quality.py), hence bf16's longer run.
     assert min(s.total for s in steps) < 0.8 * steps[0].total
     assert steps[-1].total < steps[0].total
-    assert all(s.total == pytest.approx(s.content + s.style + s.tv, rel=1e-5) for s in steps)
+    assert all(s.total == pytest.approx(sum(s.terms.values()), rel=1e-5) for s in steps)
 
 
 def test_seed_reproduces_bit_exactly(mirror, images):
@@ -109,7 +110,7 @@ def test_initial_without_noise_starts_at_that_image(mirror, images, tmp_path):
     images["content"].save(path)
     steps: list[Step] = []
     _run(mirror, images, callback=steps.append, iterations=1, initial=path)
-    assert steps[0].content == 0  # the start image is the content itself
+    assert steps[0].terms["content"] == 0  # the start image is the content itself
 
 
 def test_targets_file_gives_the_same_result(mirror, images, vgg19_onnx, tmp_path):
@@ -149,8 +150,8 @@ def test_pooling_switch_matches_an_avg_export(mirror, images, make_onnx):
         _run(mirror if model is mirror else model, images, callback=steps.append, iterations=1, pooling=pooling,
              loss_scale="reference")  # fmt: skip
         first[key] = steps[0]
-    assert first["switched"].style == pytest.approx(first["exported"].style, rel=1e-4)
-    assert first["switched"].style != pytest.approx(first["max"].style, rel=1e-3)
+    assert first["switched"].terms["style"] == pytest.approx(first["exported"].terms["style"], rel=1e-4)
+    assert first["switched"].terms["style"] != pytest.approx(first["max"].terms["style"], rel=1e-3)
 
 
 def test_interrupt_returns_the_best_image(mirror, images):

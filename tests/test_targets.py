@@ -89,7 +89,7 @@ def test_computed_targets_round_trip(tmp_path, vgg19_onnx):
     _assert_same(targets, loaded)
     assert loaded.sources[0].name == "s.png"
     assert [e.size for e in loaded.entries] == [(24, 40), (19, 32)]
-    loaded.check_model(read_model_info(vgg19_onnx))
+    loaded.check_targets(read_model_info(vgg19_onnx))
 
 
 def test_save_refuses_to_overwrite_and_is_atomic(tmp_path, monkeypatch):
@@ -262,7 +262,7 @@ def test_pickles_are_never_loaded(tmp_path, monkeypatch):
     assert str(err.value) == f"{path} holds pickled objects, which nst never loads; {_recompute(path)}"
 
 
-# ---------------------------------------------------------------- check_model
+# ---------------------------------------------------------------- check_targets
 
 
 @pytest.fixture(scope="module")
@@ -279,13 +279,13 @@ def _info(path):
 
 
 def test_check_model_accepts_the_same_model(computed, vgg19_onnx):
-    computed.check_model(_info(vgg19_onnx))
+    computed.check_targets(_info(vgg19_onnx))
 
 
 def test_check_model_refuses_another_models_targets(computed, make_onnx):
     other = _info(make_onnx(seed=1))
     with pytest.raises(TargetsError) as err:
-        computed.check_model(other)
+        computed.check_targets(other)
     assert str(err.value) == (
         f"the style targets were computed with model weights {computed.weights_sha256[:12]}, "
         f"but {other.path} has weights {other.weights_sha256[:12]}; "
@@ -298,7 +298,7 @@ def test_check_model_refuses_other_pooling(computed, make_onnx):
     avg = _info(make_onnx(pooling="avg"))
     assert avg.weights_sha256 == computed.weights_sha256  # same weights: only the pooling tells them apart
     with pytest.raises(TargetsError) as err:
-        computed.check_model(avg)
+        computed.check_targets(avg)
     assert str(err.value) == (
         f"the style targets were computed with max pooling, but {avg.path} uses avg pooling; "
         f"compute them again with `nst precompute-style STYLE... -m {avg.path}`"
@@ -309,9 +309,9 @@ def test_check_model_refuses_missing_layers(computed, vgg19_onnx):
     info = _info(vgg19_onnx)
     partial = dataclasses.replace(computed, layers=("relu1_1", "relu2_1"))
     with pytest.raises(TargetsError) as err:
-        partial.check_model(info)
+        partial.check_targets(info)
     assert str(err.value) == (
         "the style targets have no Grams for relu3_1, relu4_1, relu5_1 (they have relu1_1, relu2_1); "
         f"compute them again with `nst precompute-style STYLE... -m {info.path}`"
     )
-    partial.check_model(info, layers=("relu1_1",))  # enough when stylize uses only those
+    partial.check_targets(info, layers=("relu1_1",))  # enough when stylize uses only those

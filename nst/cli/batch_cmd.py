@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from nst.batch.execution import RAY_LOCAL, Execution
+from nst.batch.jobs import DEFAULT_NAME, sweep_field
+from nst.cli import INTERRUPTED
 from nst.cli.options import Ranged, choice, ranged
-from nst.cli.stylize_options import PATH, stylize_config, stylize_options
+from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config, stylize_options
 from nst.errors import ConfigError
-from nst.runtime.batch.jobs import DEFAULT_NAME, sweep_field
 
 if TYPE_CHECKING:
-    from nst.runtime.batch import BatchResult
-
-RAY_LOCAL = "local"
+    from nst.batch import BatchResult
+    from nst.runtime.config import StylizeConfig
 
 
 @click.command("stylize-batch")
@@ -69,6 +71,7 @@ RAY_LOCAL = "local"
     "ray_address",
     is_flag=False,
     flag_value=RAY_LOCAL,
+    callback=lambda ctx, param, value: _ray_address(value),
     metavar="[ADDRESS]",
     help="Run on Ray (pip install 'nst[ray]'): alone, a local instance (or $RAY_ADDRESS); or the "
     "cluster at ADDRESS (ray://HOST:10001, auto). Give it after CONTENT, or as --ray=ADDRESS.",
@@ -88,11 +91,21 @@ RAY_LOCAL = "local"
     help="Ray: times a task is retried when its worker dies, before its output is reported failed.",
 )
 @stylize_options
-def stylize_batch_cmd(contents: tuple[str, ...], styles: tuple[Path, ...], outdir: Path, name: str,
-                      sweep: tuple[str, ...], contact_sheet: Path | None, workers: int | None,
-                      ray_address: str | None, cpus_per_task: int, retries: int, model: Path | None,
-                      weights: str | None, targets: Path | None, print_iterations: int | None, log: bool,
-                      plot: bool, overwrite: bool, quiet: bool, **options: Any) -> None:  # fmt: skip
+def stylize_batch_cmd(
+    contents: tuple[str, ...],
+    styles: tuple[Path, ...],
+    outdir: Path,
+    name: str,
+    sweep: tuple[str, ...],
+    contact_sheet: Path | None,
+    workers: int | None,
+    ray_address: str | None,
+    cpus_per_task: int,
+    retries: int,
+    source: ModelSource,
+    report: Reporting,
+    options: dict[str, Any],
+) -> None:
     """Stylize every CONTENT (image files, folders of images, or quoted globs) with the
     --style images (or --targets), into OUTDIR.
 
@@ -107,39 +120,56 @@ def stylize_batch_cmd(contents: tuple[str, ...], styles: tuple[Path, ...], outdi
     nst stylize-batch a.jpg b.jpg -s style.jpg -o out/ --sweep style-weight=50,500,5000 --contact-sheet sheet.png
     nst stylize-batch photos/ -s style.jpg -o out/ --ray ray://head:10001
     """
-    from nst.cli.outputs import require_matplotlib
-    from nst.cli.stylize_cmd import _resolve_model
     from nst.fileio import check_writable
     from nst.runtime.images import output_format
+    from nst.runtime.record import require_matplotlib
 
-    if model is not None and weights is not None:
-        raise ConfigError("give -m MODEL.onnx or --weights, not both")
     config = stylize_config(options)
     if config.checkpoint_iterations is not None:
-        raise ConfigError("stylize-batch writes no checkpoints: a stopped batch resumes image by image "
-                          "(run the same command again)")  # fmt: skip
+        raise ConfigError(
+            "stylize-batch writes no checkpoints: a stopped batch resumes image by image (run the same command again)"
+        )
     swept = dict(_parse_sweep(text) for text in sweep)
     if len(swept) != len(sweep):
         raise click.UsageError("--sweep names an option twice; give its values once, comma-separated")
-    if ray_address is not None and ray_address != RAY_LOCAL and ray_address != "auto" and ":" not in ray_address:
-        raise click.UsageError(f"--ray takes an address such as ray://HOST:10001 or auto, got {ray_address!r} "
-                               "(give --ray after CONTENT, or as --ray=ADDRESS)")  # fmt: skip
-    if ray_address is not None and workers is not None:
-        raise ConfigError("give --workers or --ray, not both (Ray decides how many tasks run at once)")
-    if ray_address is not None:
-        from nst.runtime.batch.cluster import import_ray
+    execution = Execution(workers=workers, ray=ray_address, cpus_per_task=cpus_per_task, retries=retries)
+    if execution.ray is not None:
+        from nst.batch.cluster import import_ray
 
         import_ray()  # a missing extra is a one-line error before any work
     if contact_sheet is not None:
         output_format(contact_sheet)
         check_writable(contact_sheet, overwrite=True)
-    if plot:
+    if report.plot:
         require_matplotlib()
-    model_path = _resolve_model(model, weights, config.pooling)
-    _run(contents, styles=styles, targets=targets, outdir=outdir, model=model_path, config=config, sweep=swept,
-         name=name, overwrite=overwrite, workers=workers, ray=ray_address, cpus_per_task=cpus_per_task,
-         retries=retries, log=log, plot=plot, quiet=quiet, print_every=print_iterations,
-         contact_sheet=contact_sheet)  # fmt: skip
+    batch = Batch(contents, styles, source.targets, outdir, name, swept, execution, contact_sheet)
+    _run(batch, model=source.resolve(config.pooling), config=config, report=report)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What `nst stylize-batch` was asked to make, and how it runs."""
+
+    contents: tuple[str, ...]
+    styles: tuple[Path, ...]
+    targets: Path | None
+    outdir: Path
+    name: str
+    sweep: dict[str, tuple[Any, ...]]
+    execution: Execution
+    contact_sheet: Path | None
+
+
+def _ray_address(value: str | None) -> str | None:
+    """--ray's address, checked when options are parsed (exit 2 for one that cannot be one)."""
+    from nst.batch.execution import check_ray_address
+
+    if value is None:
+        return None
+    try:
+        return check_ray_address(value)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _parse_sweep(text: str) -> tuple[str, tuple[Any, ...]]:
@@ -168,54 +198,64 @@ def _parse_sweep(text: str) -> tuple[str, tuple[Any, ...]]:
     return field, tuple(converted)
 
 
-def _run(contents: tuple[str, ...], *, styles: tuple[Path, ...], targets: Path | None, outdir: Path, model: Path,
-         config: Any, sweep: dict[str, tuple[Any, ...]], name: str, overwrite: bool, workers: int | None,
-         ray: str | None, cpus_per_task: int, retries: int, log: bool, plot: bool, quiet: bool,
-         print_every: int | None, contact_sheet: Path | None) -> None:  # fmt: skip
-    from nst.cli.outputs import OutputPaths, write_log
+def _run(batch: Batch, *, model: Path, config: StylizeConfig, report: Reporting) -> None:
+    from nst.batch import MANIFEST, BatchEvent, BatchInterrupted, stylize_batch
     from nst.cli.progress import BatchDisplay
-    from nst.runtime.batch import MANIFEST, BatchEvent, BatchInterrupted, stylize_batch
+    from nst.runtime.record import LossLog
 
     start = time.perf_counter()
-    display = BatchDisplay(config.iterations, quiet=quiet, print_every=print_every)
+    display = BatchDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every)
 
     def on_event(event: BatchEvent) -> None:
         display(event)
         result = event.result
-        if event.kind == "done" and result.status == "ok" and (log or plot):
-            stem = result.output.stem
-            paths = OutputPaths(result.output, log=result.output.with_name(f"{stem}.losses.csv") if log else None,
-                                plot=result.output.with_name(f"{stem}.losses.png") if plot else None)  # fmt: skip
-            write_log(result.history, paths, overwrite=True)  # they belong to the output just made
+        if event.kind == "done" and result.status == "ok":
+            # The log belongs to the output just made: it replaces an older one.
+            LossLog.beside(result.output, log=report.log, plot=report.plot).write(result.history, overwrite=True)
 
     try:
         results = stylize_batch(
-            contents, outdir=outdir, styles=styles, targets=targets, config=config, model=model, sweep=sweep,
-            name=name, overwrite=overwrite, workers=workers, ray=ray, cpus_per_task=cpus_per_task, retries=retries,
-            history=log or plot, callback=on_event,
-        )  # fmt: skip
+            batch.contents,
+            outdir=batch.outdir,
+            styles=batch.styles,
+            targets=batch.targets,
+            config=config,
+            model=model,
+            sweep=batch.sweep,
+            name=batch.name,
+            overwrite=report.overwrite,
+            execution=batch.execution,
+            history=report.log or report.plot,
+            callback=on_event,
+        )
     except BatchInterrupted as stop:
         display.close()
         made = sum(r.status == "ok" for r in stop.results)
-        click.echo(f"Interrupted: {made} output(s) written this run, kept in {outdir}; run the same command again "
-                   "to finish (existing outputs are skipped)", err=True)  # fmt: skip
-        sys.exit(130)
+        click.echo(
+            f"Interrupted: {made} output(s) written this run, kept in {batch.outdir}; run the same command "
+            "again to finish (existing outputs are skipped)",
+            err=True,
+        )
+        sys.exit(INTERRUPTED)
     finally:
         display.close()
     made = sum(r.status == "ok" for r in results)
-    if contact_sheet is not None and (made or not contact_sheet.exists()):
-        _write_sheet(results, contact_sheet, styles, targets)
-    click.echo(_summary(results, outdir, time.perf_counter() - start)
-               + (f"; contact sheet {contact_sheet}" if contact_sheet else ""))  # fmt: skip
+    sheet = batch.contact_sheet
+    if sheet is not None and (made or not sheet.exists()):
+        _write_sheet(results, sheet, batch.styles, batch.targets)
+    click.echo(
+        _summary(results, batch.outdir, time.perf_counter() - start) + (f"; contact sheet {sheet}" if sheet else "")
+    )
     failed = sum(r.status == "failed" for r in results)
     if failed:
-        raise click.ClickException(f"{failed} of {len(results)} output(s) failed; the reasons are above and in "
-                                   f"{outdir / MANIFEST}")  # fmt: skip
+        raise click.ClickException(
+            f"{failed} of {len(results)} output(s) failed; the reasons are above and in {batch.outdir / MANIFEST}"
+        )
 
 
 def _write_sheet(results: list[BatchResult], path: Path, styles: tuple[Path, ...], targets: Path | None) -> None:
-    from nst.runtime.batch.jobs import style_label
-    from nst.runtime.batch.sheet import contact_sheet
+    from nst.batch.jobs import style_label
+    from nst.batch.sheet import contact_sheet
     from nst.runtime.images import save_image
 
     save_image(contact_sheet(results, style=style_label(styles, targets)), path, overwrite=True)

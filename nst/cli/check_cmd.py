@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from nst.check import CheckConfig, CheckProvider, Runtime
 from nst.cli.options import Shape, choice
-from nst.runtime.check import CheckConfig, CheckProvider, Runtime
 
 _DEFAULTS = CheckConfig()
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -40,8 +40,9 @@ _PATH = click.Path(path_type=Path, dir_okay=False)
 @click.option(
     "--weights",
     type=_PATH,
-    metavar="SOURCE.mat",
-    help="Build the reference from the .mat the model was exported from (its SHA-256 must match), "
+    metavar="SOURCE",
+    help="Build the reference from the weights file (.mat, .pth, ...) the model was exported from (its SHA-256 "
+    "must match), "
     "so that a graph that does not hold its weights fails.  [default: the model's own weights]",
 )
 def check_model_cmd(
@@ -54,7 +55,7 @@ def check_model_cmd(
 ) -> None:
     """Run MODEL in onnxruntime, onnx's reference evaluator and OpenVINO, and compare every
     output with a float32 PyTorch mirror; exit 1 if any is outside its tolerance."""
-    from nst.runtime.check import check_model
+    from nst.check import check_model
 
     config = CheckConfig(runtime=runtime, provider=provider, image=image, size=size, weights=weights)
     report = check_model(model, config=config)

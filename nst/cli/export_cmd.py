@@ -1,4 +1,4 @@
-"""`nst export-vgg`: MatConvNet weights -> truncated ONNX extractor."""
+"""`nst export-vgg`: VGG weights (.mat, .pth, .safetensors, ONNX classifier) -> truncated ONNX extractor."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from nst.cli.options import CommaList, Opset, Shape, choice
+from nst.contract import ModelInfo
 from nst.export.onnx_graph import MIN_OPSET, ExportConfig, ExportPrecision, IOType, Outputs, Quantize
 from nst.models import registry
+from nst.models.convention import LayoutChoice
 from nst.models.layers import Pooling
 
 _DEFAULTS = ExportConfig()
@@ -87,6 +89,14 @@ _DEFAULTS = ExportConfig()
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder of images to calibrate --quantize with.  [default: the repository's examples/]",
 )
+@click.option(
+    "--weights-layout",
+    type=choice(LayoutChoice),
+    default=_DEFAULTS.weights_layout,
+    show_default=True,
+    help="The input a .pth/.safetensors/.onnx file expects: torchvision (RGB, normalized by mean and std) or "
+    "caffe (BGR 0-255 minus the mean); auto: from a known file's hash, its keys or its preprocessing.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def export_vgg(
     weights: Path,
@@ -102,12 +112,15 @@ def export_vgg(
     outputs: Outputs,
     quantize: Quantize | None,
     calibrate: Path | None,
+    weights_layout: LayoutChoice,
     overwrite: bool,
 ) -> None:
-    """Convert MatConvNet VGG-16/19 WEIGHTS (.mat) into an ONNX feature extractor.
+    """Convert VGG-16/19 WEIGHTS into an ONNX feature extractor: MatConvNet's .mat, a PyTorch
+    .pth or .safetensors state dict (torchvision's or a Caffe conversion), or an ONNX VGG
+    classifier.
 
-    WEIGHTS may also name known weights (vgg19, vgg19-2015, vgg16): they are downloaded
-    into the cache first (see `nst download-weights`).
+    WEIGHTS may also name known weights (vgg19, vgg19-2015, vgg16, vgg19-torchvision,
+    vgg19-caffe, ...): they are downloaded into the cache first (see `nst download-weights`).
     """
     from nst.export.save import export_vgg_file
 
@@ -123,6 +136,7 @@ def export_vgg(
         outputs=outputs,
         quantize=quantize,
         calibrate=calibrate,
+        weights_layout=weights_layout,
     )
     if not weights.exists() and registry.is_known(str(weights)):  # a registry name: download to the cache
         from nst.cli.cache_cmd import download_bar, echo_step
@@ -143,6 +157,23 @@ def export_vgg(
     if info.is_deployment or info.opset != _DEFAULTS.opset:
         deploy = f" as {info.describe()} (opset {info.opset}, {info.io} input and outputs)"
     click.echo(
-        f"exported {info.architecture} ({info.pooling} pooling; {what}: {','.join(info.layers)}) to {output}"
-        f"{deploy}, {size_mb:.1f} MB in {time.perf_counter() - start:.1f} s"
+        f"exported {info.architecture} ({_source(info)}{info.pooling} pooling; {what}: {','.join(info.layers)}) "
+        f"to {output}{deploy}, {size_mb:.1f} MB in {time.perf_counter() - start:.1f} s"
     )
+
+
+_KNOWN_BY = {
+    "hash": "known by its hash",
+    "keys": "detected from its keys",
+    "preprocessing": "detected from its preprocessing nodes",
+    "option": "as --weights-layout says",
+}
+
+
+def _source(info: ModelInfo) -> str:
+    """'from a .pth in Caffe's layout, detected from its keys; ' ('' for a .mat)."""
+    if info.weights_format == "mat":
+        return ""
+    layout = {"torchvision": "torchvision's layout", "caffe": "Caffe's layout", "onnx": "its own preprocessing"}
+    what = layout.get(info.weights_layout, info.weights_layout)
+    return f"from a .{info.weights_format} in {what}, {_KNOWN_BY.get(info.layout_source, info.layout_source)}; "

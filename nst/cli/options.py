@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from nst.runtime.config import RULES, Rule, choices
+from nst.errors import ConfigError
+from nst.runtime.config import DEVICE_RULE, RULES, Rule, check_device, choices
 
 
 class CommaList(click.ParamType):
@@ -70,6 +71,24 @@ def comma_list(field: str) -> CommaList:
 def choice(alias: Any) -> click.Choice:
     """click.Choice of a Literal alias of nst.runtime.config."""
     return click.Choice(list(choices(alias)))
+
+
+class DeviceType(click.ParamType):
+    """auto, cpu, cuda or cuda:N: the rule of `nst.runtime.config.check_device`."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return check_device(str(value).strip())
+        except ConfigError:
+            self.fail(f"{DEVICE_RULE}, got {value!r}", param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[auto|cpu|cuda|cuda:N]"
+
+
+DEVICE = DeviceType()
 
 
 class Shape(click.ParamType):

@@ -80,9 +80,7 @@ def precompute_style(
     check_writable(output, overwrite=overwrite)  # before the slow part
     start = time.perf_counter()
     total = len(styles) * len(config.style_scales)
-    with tqdm(
-        total=total, unit="image", desc="style Grams", leave=False, file=sys.stderr, disable=None
-    ) as bar:
+    with tqdm(total=total, unit="image", desc="style Grams", leave=False, file=sys.stderr, disable=None) as bar:
         targets = compute_style_targets(
             model,
             styles,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nst.runtime.config import Step
+if TYPE_CHECKING:
+    from nst.runtime.loop import Step
 
 
 class StepDisplay:
@@ -13,8 +14,9 @@ class StepDisplay:
     set-up and an error during the set-up stays one line; `print_every` adds a line every N
     iterations. `done` iterations are already behind (a resumed run)."""
 
-    def __init__(self, total: int, *, quiet: bool, print_every: int | None = None, done: int = 0,
-                 label: str = "stylize"):  # fmt: skip
+    def __init__(
+        self, total: int, *, quiet: bool, print_every: int | None = None, done: int = 0, label: str = "stylize"
+    ):
         self.total, self.quiet, self.print_every, self.done, self.label = total, quiet, print_every, done, label
         self.bar: Any = None
 
@@ -22,16 +24,26 @@ class StepDisplay:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=self.total, initial=self.done, unit="it", file=sys.stderr, disable=self.quiet,
-                            dynamic_ncols=True, desc=self.label,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")  # fmt: skip
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.done,
+                unit="it",
+                file=sys.stderr,
+                disable=self.quiet,
+                dynamic_ncols=True,
+                desc=self.label,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+            )
         terms = ", ".join(f"{name} {value:.3g}" for name, value in step.terms.items())
         self.bar.set_postfix_str(f"loss {step.total:.4g} ({terms}) {step.size[1]}x{step.size[0]}", refresh=False)
         self.bar.update(1)
         if self.print_every and step.iteration % self.print_every == 0:
             terms = "  ".join(f"{name} {value:.6g}" for name, value in step.terms.items())
-            tqdm.write(f"iteration {step.iteration:5d}/{step.iterations}: total {step.total:.6g}  {terms}  "
-                       f"({step.elapsed:.1f} s)", file=sys.stderr)  # fmt: skip
+            tqdm.write(
+                f"iteration {step.iteration:5d}/{step.iterations}: total {step.total:.6g}  {terms}  "
+                f"({step.elapsed:.1f} s)",
+                file=sys.stderr,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -56,9 +68,15 @@ class BatchDisplay:
         if event.kind == "planned":
             self.to_run = event.to_run
             if self.to_run:
-                self.bar = tqdm(total=self.to_run * self.iterations, unit="it", file=sys.stderr, disable=self.quiet,
-                                dynamic_ncols=True, desc=self._label(),
-                                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")  # fmt: skip
+                self.bar = tqdm(
+                    total=self.to_run * self.iterations,
+                    unit="it",
+                    file=sys.stderr,
+                    disable=self.quiet,
+                    dynamic_ncols=True,
+                    desc=self._label(),
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+                )
             return
         if self.bar is None or event.index in self.finished:
             return
@@ -67,8 +85,11 @@ class BatchDisplay:
             self.bar.set_postfix_str(f"{event.output} loss {event.loss:.4g}", refresh=False)
             if self.print_every and event.iteration % self.print_every == 0:
                 terms = "  ".join(f"{name} {value:.6g}" for name, value in event.terms.items())
-                tqdm.write(f"{event.output}: iteration {event.iteration:5d}/{event.iterations}: total "
-                           f"{event.loss:.6g}  {terms}  ({event.elapsed:.1f} s)", file=sys.stderr)  # fmt: skip
+                tqdm.write(
+                    f"{event.output}: iteration {event.iteration:5d}/{event.iterations}: total "
+                    f"{event.loss:.6g}  {terms}  ({event.elapsed:.1f} s)",
+                    file=sys.stderr,
+                )
         elif event.kind == "done":
             self._advance(event.index, self.iterations)
             self.finished.add(event.index)

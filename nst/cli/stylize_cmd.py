@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from nst.cli.stylize_options import PATH, stylize_config, stylize_options
+from nst.cli import INTERRUPTED
+from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config, stylize_options
 from nst.errors import ConfigError
-from nst.models.layers import Pooling
 
 if TYPE_CHECKING:
-    from nst.cli.outputs import OutputPaths
-    from nst.runtime.config import Step, StylizeConfig
+    from nst.cli.outputs import Encoding, OutputPaths
+    from nst.cli.progress import StepDisplay
+    from nst.runtime.config import StylizeConfig
+    from nst.runtime.loop import Step
+    from nst.runtime.run import StylizeInterrupted
     from nst.runtime.state import RunState
+    from nst.serve.preview import Preview
 
 
 @click.command("stylize")
@@ -41,11 +47,26 @@ if TYPE_CHECKING:
     help="Continue the run saved in STATE (a checkpoint's .state file, or the one Ctrl-C wrote), "
     "with the same CONTENT and STYLEs; options not given are the saved run's.",
 )
+@click.option(
+    "--preview",
+    type=click.IntRange(0, 65535),
+    is_flag=False,
+    flag_value=8765,
+    metavar="[PORT]",
+    help="Watch the run in the browser at http://127.0.0.1:PORT/ (read-only; needs nst[serve]).  [default port: 8765]",
+)
 @stylize_options
-def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoint_output: str | None,
-                resume: Path | None, model: Path | None, weights: str | None, targets: Path | None,
-                print_iterations: int | None, log: bool, plot: bool, overwrite: bool, quiet: bool,
-                **options: Any) -> None:  # fmt: skip
+def stylize_cmd(
+    content: Path,
+    styles: tuple[Path, ...],
+    output: Path,
+    checkpoint_output: str | None,
+    resume: Path | None,
+    preview: int | None,
+    source: ModelSource,
+    report: Reporting,
+    options: dict[str, Any],
+) -> None:
     """Stylize CONTENT with the STYLE images (or --targets) and write OUTPUT.
 
     The content is resized so that its long side is --size px (512 by default); styles are
@@ -57,38 +78,52 @@ def stylize_cmd(content: Path, styles: tuple[Path, ...], output: Path, checkpoin
     nst stylize photo.jpg --targets style.targets -m vgg19-nst.onnx -o out.png
     nst stylize photo.jpg style.jpg -o out.png --resume out.0500.state --overwrite
     """
-    from nst.cli.outputs import output_paths, require_matplotlib
+    from nst.cli.outputs import output_paths
     from nst.runtime.config import StylizeConfig
-    from nst.runtime.images import output_format
+    from nst.runtime.icc import output_profile
+    from nst.runtime.images import check_output
+    from nst.runtime.ort_extractor import check_provider
+    from nst.runtime.record import require_matplotlib
     from nst.runtime.state import load_state
 
-    if model is not None and weights is not None:
-        raise ConfigError("give -m MODEL.onnx or --weights, not both")
     _hint_misplaced_numbers(styles)
     state = load_state(resume) if resume is not None else None
     base = StylizeConfig.from_options(state.config) if state is not None else None
     config = stylize_config(options, base)
-    paths = output_paths(output, config, template=checkpoint_output, log=log, plot=plot)
-    output_format(output)
-    paths.check(overwrite=overwrite, after=state.iteration if state else 0)  # before any work
-    if plot:
+    paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
+    for path in (output, *paths.checkpoints.values()):
+        check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
+    paths.check(overwrite=report.overwrite, after=state.iteration if state else 0)  # before any work
+    profile = output_profile(config.output_profile, content, bit_depth=config.bit_depth)
+    if report.plot:
         require_matplotlib()
-    if config.provider not in ("auto", "cpu"):  # a named provider that cannot run fails before any work
-        from nst.runtime.ort_extractor import resolve_providers
+    check_provider(config.provider)
+    model = source.resolve(config.pooling)
+    with _live_view(preview, config, content, styles) as live:
+        _run(
+            content,
+            styles,
+            model=model,
+            targets=source.targets,
+            config=config,
+            paths=paths,
+            state=state,
+            report=report,
+            profile=profile,
+            live=live,
+        )
 
-        resolve_providers(config.provider)
-    model_path = _resolve_model(model, weights, config.pooling)
-    _run(content, styles, model_path, targets, config, paths, state=state, overwrite=overwrite,
-         print_every=print_iterations, quiet=quiet)  # fmt: skip
 
+def _live_view(port: int | None, config: StylizeConfig, content: Path, styles: tuple[Path, ...]) -> Any:
+    """--preview's server for the length of the run (nothing without it)."""
+    if port is None:
+        return contextlib.nullcontext(None)
+    from nst.cli.serve_cmd import require_extra
 
-def _resolve_model(model: Path | None, weights: str | None, pooling: Pooling | None) -> Path:
-    """-m as given, else the cached model of --weights, with a download bar and notes."""
-    from nst.cli.cache_cmd import download_bar, echo_step
-    from nst.export.cached import resolve_model
+    require_extra()
+    from nst.serve.preview import previewing
 
-    with download_bar("weights") as progress:
-        return resolve_model(model, weights=weights, pooling=pooling, progress=progress, notify=echo_step)
+    return previewing(port, config=config, content=content, styles=styles)
 
 
 def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
@@ -105,76 +140,115 @@ def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
             )
 
 
-def _run(content: Path, styles: tuple[Path, ...], model_path: Path, targets: Path | None, config: StylizeConfig,
-         paths: OutputPaths, *, state: RunState | None, overwrite: bool, print_every: int | None,
-         quiet: bool) -> None:  # fmt: skip
-    from nst.cli.outputs import save_final, write_log
+def _run(
+    content: Path,
+    styles: tuple[Path, ...],
+    *,
+    model: Path,
+    targets: Path | None,
+    config: StylizeConfig,
+    paths: OutputPaths,
+    state: RunState | None,
+    report: Reporting,
+    profile: bytes | None,
+    live: Preview | None = None,
+) -> None:
+    from nst.cli.outputs import Encoding, save_final
     from nst.cli.progress import StepDisplay
-    from nst.runtime.device import precision_name
-    from nst.runtime.images import save_image
     from nst.runtime.loss_scale import describe_loss_scale
-    from nst.runtime.provenance import provenance
-    from nst.runtime.state import save_state, state_path
+    from nst.runtime.record import final_loss
     from nst.runtime.stylize import StylizeDiverged, StylizeInterrupted, Stylizer
 
     choose_backends(config.device)
     start = time.perf_counter()
-    session = Stylizer(model_path, config=config, keep_extractor=False)
-    requested, config = config.loss_scale, session.resolve(config)  # auto -> the scale for these weights
-    info = session.model.info
-    text = provenance(config, content=content, styles=styles, model=model_path, targets=targets,
-                      weights_sha256=info.weights_sha256, source_sha256=info.source_sha256, device=str(session.device),
-                      precision=precision_name(session.device, config.precision))  # fmt: skip
+    session = Stylizer(model, config=config, keep_extractor=False)
+    requested, config = config.loss_scale, session.resolve(config)  # auto: the scale for these weights
+    text = session.provenance(config, content=content, styles=styles, targets=targets)
+    encoding = Encoding(text, config.bit_depth, profile)
     rows = list(state.history) if state is not None else []
-    display = StepDisplay(config.iterations, quiet=quiet, print_every=print_every, done=len(rows))
+    display = StepDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every, done=len(rows))
+    overwrite = report.overwrite
     # Said at the first iteration, like the bar, so that an error in the set-up stays one line.
-    scale_line = [] if quiet else [describe_loss_scale(config, info, requested=requested)]
-
-    def on_step(step: Step) -> None:
-        if scale_line:
-            click.echo(scale_line.pop(), err=True)
-        display(step)
-        rows.append(step.row())
-        if step.image is not None:
-            checkpoint = paths.checkpoints[step.iteration]
-            save_image(step.image, checkpoint, overwrite=overwrite, text=text)
-            if step.state is not None:
-                save_state(step.state, state_path(checkpoint), overwrite=overwrite)
-
+    scale_line = None if report.quiet else describe_loss_scale(config, session.model.info, requested=requested)
+    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite, first_line=scale_line)
+    if live is not None:
+        live.job.config = config  # the page shows the scale and weights that apply, as the PNG records them
+        click.echo(f"live view: {live.url}", err=True)
+        on_step = live.following(on_step)
     try:
-        image = session.stylize(content, styles=styles, targets=targets, callback=on_step, resume=state)
+        image = session.render(content, styles=styles, targets=targets, callback=on_step, resume=state)
     except StylizeInterrupted as stop:
         display.close()
-        save_final(stop.image, paths.output, overwrite=overwrite, text=text)
-        write_log(rows, paths, overwrite=overwrite)
-        note = ""
-        if stop.state is not None:
-            save_state(stop.state, state_path(paths.output), overwrite=overwrite)
-            note = f"; continue with --resume {state_path(paths.output)} --overwrite"
-        click.echo(f"Interrupted at iteration {stop.iteration}: wrote the best image so far to {paths.output}{note}",
-                   err=True)  # fmt: skip
-        sys.exit(130)
+        _keep_interrupted(stop, rows, paths, encoding, overwrite=overwrite)
     except StylizeDiverged as stop:
         display.close()
-        write_log(rows, paths, overwrite=overwrite)
+        paths.log.write(rows, overwrite=overwrite)
         if stop.image is None:
             raise
-        save_final(stop.image, paths.output, overwrite=overwrite, text=text)
+        save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, encoding=encoding)
         raise click.ClickException(f"{stop}; wrote the best image so far to {paths.output}") from None
     except KeyboardInterrupt:
         display.close()
         click.echo("Interrupted before the first iteration; nothing written", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     finally:
         display.close()
-    save_final(image, paths.output, overwrite=overwrite, text=text)
-    write_log(rows, paths, overwrite=overwrite)
-    final = rows[-1]["stage"] if rows else 0
-    loss = min((r["total"] for r in rows if r["stage"] == final), default=float("nan"))
+    save_final(image, paths.output, overwrite=overwrite, encoding=encoding)
+    paths.log.write(rows, overwrite=overwrite)
+    loss = final_loss(rows)
+    height, width = image.pixels.shape[:2]
     click.echo(
-        f"wrote {paths.output} ({image.width}x{image.height}, {config.optimizer}, {config.iterations} iterations, "
-        f"loss {loss:.6g}) in {time.perf_counter() - start:.1f} s"
+        f"wrote {paths.output} ({width}x{height}, {config.optimizer}, {config.iterations} iterations, "
+        f"loss {loss if loss is not None else float('nan'):.6g}) in {time.perf_counter() - start:.1f} s"
     )
+
+
+def _recorder(
+    display: StepDisplay,
+    rows: list[dict[str, Any]],
+    paths: OutputPaths,
+    encoding: Encoding,
+    *,
+    overwrite: bool,
+    first_line: str | None = None,
+) -> Callable[[Step], None]:
+    """The run's callback: `first_line` at the first step, the progress display, the history
+    rows, and at checkpoint iterations the checkpoint image with its state."""
+    from nst.runtime.state import save_state, state_path
+
+    pending = [first_line] if first_line else []
+
+    def on_step(step: Step) -> None:
+        if pending:
+            click.echo(pending.pop(), err=True)
+        display(step)
+        rows.append(step.row())
+        if step.image is not None:
+            checkpoint = paths.checkpoints[step.iteration]
+            encoding.save(step.rendered or step.image, checkpoint, overwrite=overwrite)
+            if step.state is not None:
+                save_state(step.state, state_path(checkpoint), overwrite=overwrite)
+
+    return on_step
+
+
+def _keep_interrupted(
+    stop: StylizeInterrupted, rows: list[dict[str, Any]], paths: OutputPaths, encoding: Encoding, *, overwrite: bool
+) -> NoReturn:
+    """Ctrl-C: the best image so far, the log, and the state to resume from; exit 130."""
+    from nst.cli.outputs import save_final
+    from nst.runtime.state import save_state, state_path
+
+    save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, encoding=encoding)
+    paths.log.write(rows, overwrite=overwrite)
+    note = ""
+    if stop.state is not None:
+        save_state(stop.state, state_path(paths.output), overwrite=overwrite)
+        note = f"; continue with --resume {state_path(paths.output)} --overwrite"
+    click.echo(
+        f"Interrupted at iteration {stop.iteration}: wrote the best image so far to {paths.output}{note}", err=True
+    )
+    sys.exit(INTERRUPTED)
 
 
 def choose_backends(device: str) -> None:

@@ -8,24 +8,29 @@ ones the user did not give from a base config when there is one (a resumed run's
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from nst.cli.options import choice, comma_list, ranged
-from nst.errors import NSTWarning
+from nst.cli.options import DEVICE, choice, comma_list, ranged
+from nst.errors import ConfigError, NSTWarning, option_name
+from nst.models.convention import LayoutChoice
 from nst.runtime.config import (
     ADAM_ONLY,
     DEFAULT_WEIGHTS,
     LBFGS_ONLY,
     ColorMode,
     LossScale,
-    Optimizer,
+    MaskMode,
+    OptimizerName,
+    OutputProfile,
     Pooling,
     Precision,
     Provider,
@@ -33,6 +38,7 @@ from nst.runtime.config import (
 )
 
 PATH = click.Path(path_type=Path, dir_okay=False)
+MASK = click.Path(dir_okay=False)  # a str: masks are recorded in the PNG's parameters as given
 _D = StylizeConfig()  # the defaults, in one place
 
 
@@ -66,7 +72,7 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help="One weight per style (comma-separated), normalised to sum to 1.  [default: equal]"),
     click.option("--tv-weight", type=ranged("tv_weight"),
                  help=f"Total-variation (smoothness) weight.  [default: {_weights(2)}]"),
-    click.option("--optimizer", type=choice(Optimizer), default=_D.optimizer, show_default=True,
+    click.option("--optimizer", type=choice(OptimizerName), default=_D.optimizer, show_default=True,
                  help="L-BFGS reached a lower loss in the same time (README); adam is the reference's."),
     click.option("--lbfgs-history", type=ranged("lbfgs_history", int), default=_D.lbfgs_history,
                  show_default=True, help="L-BFGS: correction pairs kept (each is two image-sized vectors)."),
@@ -88,8 +94,8 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("--seed", type=ranged("seed", int),
                  help="Random seed (0 to 2^64-1); the same seed reproduces the output bit for bit on the CPU.  "
                  "[default: a random one, recorded in the PNG]"),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
-                 help="auto: CUDA when available, else the CPU."),
+    click.option("--device", type=DEVICE, default=_D.device, show_default=True,
+                 help="auto: CUDA when available, else the CPU; cuda or cuda:N: that GPU."),
     click.option("--provider", type=choice(Provider), default=_D.provider, show_default=True,
                  help="onnxruntime execution provider of the style pass; auto: CUDA on a CUDA --device, else the CPU."),
     click.option("--precision", type=choice(Precision), default=_D.precision, show_default=True,
@@ -107,15 +113,43 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help=f"Long side of the coarsest stage.  [default: {_D.min_size}]"),
     click.option("--checkpoint-iterations", type=ranged("checkpoint_iterations", int),
                  help="Every N iterations, write the best image so far and the run's state (to --resume from)."),
+    click.option("--style-mask", "style_masks", type=MASK, multiple=True, metavar="MASK",
+                 help="A greyscale mask per style, in the styles' order: white where that style applies, soft "
+                 "values share a pixel (the masks must sum to at most 1; where less, the rest is unstyled)."),
+    click.option("--labels", type=MASK, metavar="MAP",
+                 help="Instead of --style-mask: a label map, one colour per region; the regions take the styles "
+                 "in ascending order of colour (a palette or 0, 1, 2... greyscale map: by index)."),
+    click.option("--content-mask", type=MASK, metavar="MASK",
+                 help="Where the content counts (white); elsewhere only the styles and smoothness shape the image."),
+    click.option("--style-region", "style_regions", multiple=True, metavar="STYLE:MASK",
+                 help="Use only part of a style image (white in MASK, over that style) for its targets; STYLE is "
+                 "its number (1, 2, ...) or file name."),
+    click.option("--mask-mode", type=choice(MaskMode), default=_D.mask_mode, show_default=True,
+                 help="soft: masks averaged through the network (soft edges); inside: eroded so that no unit "
+                 "sees across a region's border (no bleeding, a seam at the border)."),
+    click.option("--bit-depth", type=click.Choice(["8", "16"]), default=str(_D.bit_depth), show_default=True,
+                 callback=lambda _ctx, _param, value: int(value) if value is not None else None,
+                 help="Bits per channel of PNG and TIFF outputs (and checkpoints); 16 writes the float image "
+                 "without rounding it to 8 bits first."),
+    click.option("--output-profile", type=choice(OutputProfile), default=_D.output_profile, show_default=True,
+                 help="The outputs' colour profile: srgb (tagged as such), or content: converted to the content "
+                 "image's embedded ICC profile (Adobe RGB, Display P3, ...) and tagged with it."),
 ]  # fmt: skip
 
-_MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
+_NETWORK_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("-m", "--model", type=PATH,
                  help="The ONNX extractor (made by `nst export-vgg`).  [default: the cached model of --weights, "
                  "downloaded and exported on first use]"),
     click.option("--weights", metavar="NAME|PATH",
                  help="Without -m: the weights to export the cached model from, a registry name "
-                 "(vgg19, vgg19-2015, vgg16) or a local .mat file.  [default: vgg19]"),
+                 "(vgg19, vgg19-2015, vgg16, vgg19-torchvision, vgg19-caffe, ...) or a local .mat, .pth, "
+                 ".safetensors or ONNX classifier file.  [default: vgg19]"),
+    click.option("--weights-layout", type=choice(LayoutChoice), default="auto", show_default=True,
+                 help="The input --weights expects: torchvision (RGB, normalized) or caffe (BGR 0-255); "
+                 "auto: from a known file's hash, its keys or its preprocessing."),
+]  # fmt: skip
+_MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
+    *_NETWORK_OPTIONS,
     click.option("--targets", type=PATH,
                  help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images."),
 ]  # fmt: skip
@@ -132,20 +166,88 @@ _REPORT_OPTIONS: list[Callable[[Callable], Callable]] = [
 CONFIG_PARAMS = tuple(field.name for field in dataclasses.fields(StylizeConfig))
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """-m, --weights (and its --weights-layout) and --targets: the network a command runs, and
+    precomputed style Grams."""
+
+    model: Path | None = None
+    weights: str | None = None
+    targets: Path | None = None
+    weights_layout: LayoutChoice = "auto"  # the input convention of a .pth/.safetensors/.onnx --weights
+
+    def __post_init__(self) -> None:
+        if self.model is not None and self.weights is not None:
+            raise ConfigError("give -m MODEL.onnx or --weights, not both")
+
+    def resolve(self, pooling: Pooling | None) -> Path:
+        """-m as given, else the cached model of --weights (downloaded and exported on first
+        use, with a progress bar and a line per step)."""
+        from nst.cli.cache_cmd import download_bar, echo_step
+        from nst.export.cached import resolve_model
+
+        with download_bar("weights") as progress:
+            return resolve_model(
+                self.model,
+                weights=self.weights,
+                pooling=pooling,
+                layout=self.weights_layout,
+                progress=progress,
+                notify=echo_step,
+            )
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """What a stylizing command shows and writes besides its images."""
+
+    print_every: int | None = None  # a loss line every N iterations
+    log: bool = True  # OUT.losses.csv
+    plot: bool = False  # OUT.losses.png
+    overwrite: bool = False
+    quiet: bool = False  # no progress bar
+
+
 def stylize_options(command: Callable) -> Callable:
-    """Add the model, config and report options to a click command (in --help order)."""
+    """Add the model, config and report options to a click command (in --help order). The
+    command receives them grouped: `source` (ModelSource), `report` (Reporting) and `options`
+    (the config's values, for `stylize_config`)."""
+
+    @functools.wraps(command)
+    def grouped(**params: Any) -> Any:
+        source = ModelSource(
+            params.pop("model"), params.pop("weights"), params.pop("targets"), params.pop("weights_layout")
+        )
+        report = Reporting(*(params.pop(name) for name in ("print_iterations", "log", "plot", "overwrite", "quiet")))
+        options = {name: params.pop(name) for name in CONFIG_PARAMS}
+        return command(source=source, report=report, options=options, **params)
+
     for option in reversed([*_MODEL_OPTIONS, *_CONFIG_OPTIONS, *_REPORT_OPTIONS]):
-        command = option(command)
-    return command
+        grouped = option(grouped)
+    return grouped
+
+
+def model_options(command: Callable) -> Callable:
+    """Add -m, --weights and --weights-layout to a command that runs a network on images it is
+    given (no --targets); it receives them as `source` (ModelSource)."""
+
+    @functools.wraps(command)
+    def grouped(**params: Any) -> Any:
+        source = ModelSource(params.pop("model"), params.pop("weights"), None, params.pop("weights_layout"))
+        return command(source=source, **params)
+
+    for option in reversed(_NETWORK_OPTIONS):
+        grouped = option(grouped)
+    return grouped
 
 
 def stylize_config(params: dict[str, Any], base: StylizeConfig | None = None) -> StylizeConfig:
-    """The StylizeConfig of parsed options (popped from `params`). Options the user did not
+    """The StylizeConfig of parsed options (`params`, the command's `options`). Options the user did not
     give come from `base` when there is one; a seed is drawn when there is neither, so that
     the output records what reproduces it. Warns about options the optimiser does not use."""
     ctx = click.get_current_context()
     given = {name for name in CONFIG_PARAMS if _given(ctx, name)}
-    values = {name: params.pop(name) for name in CONFIG_PARAMS}
+    values = {name: params[name] for name in CONFIG_PARAMS}
     if base is not None:
         values.update({name: getattr(base, name) for name in CONFIG_PARAMS if name not in given})
     else:
@@ -157,7 +259,7 @@ def stylize_config(params: dict[str, Any], base: StylizeConfig | None = None) ->
             values["seed"] = secrets.randbelow(2**63)
     config = StylizeConfig(**values)
     unused = ADAM_ONLY if config.optimizer == "lbfgs" else LBFGS_ONLY
-    ignored = ["--" + name.replace("_", "-") for name in unused if name in given]
+    ignored = [option_name(name) for name in unused if name in given]
     if ignored:
         names = ignored[0] if len(ignored) == 1 else f"{', '.join(ignored[:-1])} and {ignored[-1]}"
         other = "adam" if config.optimizer == "lbfgs" else "lbfgs"

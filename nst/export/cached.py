@@ -12,9 +12,11 @@ import json
 from pathlib import Path
 
 from nst.contract import FORMAT_VERSION
+from nst.errors import ConfigError
 from nst.export.onnx_graph import ExportConfig
 from nst.fileio import atomic_path
 from nst.models.cache import NotifyFn, models_dir, record_owned, resolve_weights, source_sha256, usable_cache_dir
+from nst.models.convention import LayoutChoice
 from nst.models.download import ProgressFn
 from nst.models.layers import Pooling
 
@@ -40,7 +42,8 @@ def cached_model(
     """Path of the cached ONNX extractor for `weights` and `config`, creating it if needed.
 
     `weights`: None (the default registry weights, vgg19), a registry name ("vgg19",
-    "vgg19-2015", "vgg16"), or a local `.mat` path. Missing registry weights are downloaded
+    "vgg19-2015", "vgg16", "vgg19-torchvision", ...), or a local weights file (.mat, .pth,
+    .safetensors, or an ONNX classifier). Missing registry weights are downloaded
     into the cache (`progress(bytes_done, total)` is called while they are); a missing model
     is exported into the cache atomically. `notify(message)` receives one line per step.
     Raises DownloadError, WeightsError, LayerError, ConfigError.
@@ -78,11 +81,18 @@ def resolve_model(
     *,
     weights: str | Path | None = None,
     pooling: Pooling | None = None,
+    layout: LayoutChoice = "auto",
     progress: ProgressFn | None = None,
     notify: NotifyFn | None = None,
 ) -> Path:
     """The extractor to use: `model` as given, else the cached model of `weights` (default
-    vgg19), downloaded and exported on first use, with `pooling` (default max)."""
+    vgg19), downloaded and exported on first use, with `pooling` (default max) and the
+    weights' input convention `layout` (auto: detected)."""
     if model is not None:
+        if layout != "auto":
+            raise ConfigError(
+                "--weights-layout describes --weights; an exported model (-m) has its convention folded in"
+            )
         return Path(model)
-    return cached_model(weights, ExportConfig(pooling=pooling or "max"), progress=progress, notify=notify)
+    config = ExportConfig(pooling=pooling or "max", weights_layout=layout)
+    return cached_model(weights, config, progress=progress, notify=notify)

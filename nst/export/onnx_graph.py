@@ -20,14 +20,13 @@ import numpy as np
 from nst.contract import (
     GRAM_NORMALIZATION,
     INPUT_NAME,
-    MEAN_PIXEL,
     ModelInfo,
-    gram_output,
     input_convention,
-    param_name,
     write_metadata,
 )
-from nst.errors import ConfigError, LayerError
+from nst.errors import ConfigError, option_name
+from nst.export.graph_nodes import GraphBuilder, layer_shapes
+from nst.models.convention import LayoutChoice
 from nst.models.layers import DEFAULT_LAYERS, STYLE_LAYERS, Layer, Pooling, check_layers, truncated_table
 from nst.models.weights import VGGWeights
 
@@ -55,6 +54,7 @@ class ExportConfig:
     outputs: Outputs = "all"
     quantize: Quantize | None = None
     calibrate: Path | None = None  # --quantize int8's calibration images; None: the examples folder
+    weights_layout: LayoutChoice = "auto"  # a .pth/.safetensors/.onnx file's input convention; auto: detect
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -74,7 +74,7 @@ def check_config(config: ExportConfig) -> None:
     for name, alias in (("precision", ExportPrecision), ("io", IOType), ("outputs", Outputs)):
         allowed = typing.get_args(alias)
         if getattr(config, name) not in allowed:
-            raise ConfigError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(config, name)!r}")
+            raise ConfigError(f"{option_name(name)} must be one of {', '.join(allowed)}, not {getattr(config, name)!r}")
     if config.quantize not in (None, "int8"):
         raise ConfigError(f"--quantize must be int8, not {config.quantize!r}")
     if isinstance(config.opset, bool) or not isinstance(config.opset, int) or config.opset < MIN_OPSET:
@@ -89,6 +89,10 @@ def check_config(config: ExportConfig) -> None:
         raise ConfigError("--outputs grams with --no-grams leaves the graph no output; drop one of them")
     if config.quantize and config.precision != "fp32":
         raise ConfigError("--quantize int8 quantizes a float32 graph; drop --precision fp16")
+    if config.weights_layout not in ("auto", "torchvision", "caffe"):
+        raise ConfigError(
+            f"{option_name('weights_layout')} must be auto, torchvision or caffe, not {config.weights_layout!r}"
+        )
     if config.calibrate is not None and not config.quantize:
         raise ConfigError("--calibrate chooses the images of --quantize int8; add --quantize int8 or drop it")
 
@@ -129,7 +133,7 @@ def graph_layers(architecture: str, config: ExportConfig) -> tuple[tuple[str, ..
 def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     """Build the truncated float extractor as an `onnx.ModelProto`, checked with full checks
     and strict shape inference. (`--quantize int8` is applied by `nst.export.quantize`.)"""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
 
     check_config(config)
     if config.opset > max_opset():
@@ -137,86 +141,21 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     layers, grams = graph_layers(weights.architecture, config)
     table = truncated_table(weights.architecture, layers)
     features = layers if config.outputs != "grams" else ()
-    compute = TensorProto.FLOAT16 if config.precision == "fp16" else TensorProto.FLOAT
-    io = TensorProto.FLOAT16 if config.io == "fp16" else TensorProto.FLOAT
-    weight_dtype = np.float16 if config.precision == "fp16" else np.float32
-    # Internal tensors carry the layer's name when they are in the outputs' type; otherwise the
-    # name is the output's, cast (relu4_2 = Cast(relu4_2.fp16)).
-    suffix = "" if compute == io else "." + config.precision
-
-    def tensor(name: str) -> str:
-        return name + suffix
-
-    # The mean is subtracted in float32 whatever the precision: fp16 pixels near 255 are 1/8 apart.
-    initializers = [numpy_helper.from_array(weights.mean_pixel.reshape(1, 3, 1, 1).astype(np.float32), MEAN_PIXEL)]
-    nodes = []
-    pixels = INPUT_NAME
-    if config.io == "fp16":
-        nodes.append(helper.make_node("Cast", [INPUT_NAME], ["image.fp32"], name="image.fp32", to=TensorProto.FLOAT))
-        pixels = "image.fp32"
-    nodes.append(helper.make_node("Sub", [pixels, MEAN_PIXEL], ["preprocessed"], name="preprocess"))
-    previous = "preprocessed"
-    if config.precision == "fp16":
-        nodes.append(helper.make_node("Cast", [previous], ["preprocessed.fp16"], name="preprocessed.fp16", to=compute))
-        previous = "preprocessed.fp16"
-    for layer in table:
-        nodes.append(_layer_node(helper, layer, previous, tensor(layer.name), config.pooling))
-        if layer.kind == "conv":
-            kernel, bias = weights.convs[layer.name]
-            expected = (layer.out_channels, layer.in_channels, 3, 3)
-            if kernel.shape != expected:
-                raise LayerError(f"{layer.name}: kernel shape {kernel.shape}, expected {expected}")
-            initializers.append(numpy_helper.from_array(kernel.astype(weight_dtype), param_name(layer.name, "weight")))
-            initializers.append(numpy_helper.from_array(bias.astype(weight_dtype), param_name(layer.name, "bias")))
-        previous = tensor(layer.name)
-    for name in features:
-        if suffix:
-            nodes.append(helper.make_node("Cast", [tensor(name)], [name], name=name + ".cast", to=io))
-
-    if grams and not config.static:
-        initializers += [
-            numpy_helper.from_array(np.array([1], dtype=np.int64), "gram.chw_start"),
-            numpy_helper.from_array(np.array([4], dtype=np.int64), "gram.chw_end"),
-        ]
-    if grams:
-        initializers.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "gram.flat_shape"))
-    shapes = _shapes(table, config.static)
-    for name in grams:
-        # The Gram is float32 in every graph: the sum of H*W products overflows fp16's 65504.
-        if compute == TensorProto.FLOAT:
-            source = tensor(name)
-        elif name in features and io == TensorProto.FLOAT:
-            source = name  # the float32 output, cast once
-        else:
-            source = gram_output(name) + ".features"
-            nodes.append(helper.make_node("Cast", [tensor(name)], [source], name=source, to=TensorProto.FLOAT))
-        out = gram_output(name)
-        result = out if io == TensorProto.FLOAT else out + ".fp32"
-        if config.static:
-            _, c, h, w = shapes[name]
-            scale = f"gram.scale.{name}"
-            initializers.append(numpy_helper.from_array(np.array(1 / np.sqrt(c * h * w), dtype=np.float32), scale))
-            nodes += _gram_nodes(helper, TensorProto, source, result, scale)
-        else:
-            nodes += _gram_nodes(helper, TensorProto, source, result, None)
-        if result != out:
-            nodes.append(helper.make_node("Cast", [result], [out], name=out, to=io))
-
+    graph = GraphBuilder(precision=config.precision, io=config.io, pooling=config.pooling, static=config.static,
+                         shapes=layer_shapes(table, config.static))  # fmt: skip
+    graph.preprocess(weights.mean_pixel)
+    graph.network(table, weights)
+    graph.feature_outputs(features)
+    graph.gram_outputs(grams, features)
     batch, height, width = config.static or ("N", "H", "W")
-    outputs = [helper.make_tensor_value_info(name, io, list(shapes[name])) for name in features]
-    outputs += [
-        helper.make_tensor_value_info(gram_output(name), io, [batch, shapes[name][1], shapes[name][1]])
-        for name in grams
-    ]
-    graph = helper.make_graph(
-        nodes,
-        f"{weights.architecture}_nst",
-        [helper.make_tensor_value_info(INPUT_NAME, io, [batch, 3, height, width])],
-        outputs,
-        initializer=initializers,
-    )
     model = helper.make_model(
-        graph,
+        helper.make_graph(
+            graph.nodes,
+            f"{weights.architecture}_nst",
+            [helper.make_tensor_value_info(INPUT_NAME, graph.io, [batch, 3, height, width])],
+            graph.outputs(features, grams),
+            initializer=graph.initializers,
+        ),
         opset_imports=[helper.make_opsetid("", config.opset)],
         producer_name="nst",
         doc_string=f"{weights.architecture} feature extractor for neural style transfer. "
@@ -224,15 +163,23 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     )
     # The oldest IR version that carries this opset (8 for 17): readable by the most runtimes.
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
-    conv_names = [layer.name for layer in table if layer.kind == "conv"]
-    info = ModelInfo(
+    write_metadata(model, _model_info(weights, config, table, layers, grams))
+    check_graph(model)
+    return model
+
+
+def _model_info(
+    weights: VGGWeights, config: ExportConfig, table: tuple[Layer, ...], layers: tuple[str, ...], grams: tuple[str, ...]
+) -> ModelInfo:
+    """What the graph says about itself (its nst.* metadata)."""
+    return ModelInfo(
         path=Path(),
         architecture=weights.architecture,
         layers=layers,
         grams=grams,
         pooling=config.pooling,
         mean_pixel=weights.mean_pixel,
-        weights_sha256=weights_digest(weights, conv_names),
+        weights_sha256=weights_digest(weights, [layer.name for layer in table if layer.kind == "conv"]),
         source_sha256=weights.source_sha256,
         kernel_axes=weights.kernel_axes,
         gram_normalization=GRAM_NORMALIZATION,
@@ -241,10 +188,10 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
         io=config.io,
         static=config.static,
         outputs=config.outputs if grams or config.outputs == "grams" else "features",
+        weights_format=weights.file_format,
+        weights_layout=weights.layout,
+        layout_source=weights.layout_source,
     )
-    write_metadata(model, info)
-    check_graph(model)
-    return model
 
 
 def check_graph(model) -> None:
@@ -253,69 +200,3 @@ def check_graph(model) -> None:
 
     onnx.checker.check_model(model, full_check=True)
     onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-
-
-def _layer_node(helper, layer: Layer, previous: str, output: str, pooling: str):
-    if layer.kind == "conv":
-        weight, bias = param_name(layer.name, "weight"), param_name(layer.name, "bias")
-        return helper.make_node(
-            "Conv", [previous, weight, bias], [output], name=layer.name, kernel_shape=[3, 3], pads=[1, 1, 1, 1]
-        )
-    if layer.kind == "relu":
-        return helper.make_node("Relu", [previous], [output], name=layer.name)
-    # ceil_mode: odd sizes give ceil(h/2) rows, the partial window holding only real
-    # pixels, like the reference's TF 'SAME' pooling.
-    extra = {"count_include_pad": 0} if pooling == "avg" else {}
-    op = "MaxPool" if pooling == "max" else "AveragePool"
-    return helper.make_node(
-        op, [previous], [output], name=layer.name, kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, **extra
-    )
-
-
-def _shapes(table: tuple[Layer, ...], static: tuple[int, int, int] | None) -> dict[str, tuple]:
-    """Each layer's output shape: (N, C, h, w) numbers for a static graph, named dims otherwise."""
-    shapes: dict[str, tuple] = {}
-    channels, level = 3, 0
-    h, w = (static[1], static[2]) if static else (0, 0)
-    for layer in table:
-        if layer.kind == "conv":
-            channels = layer.out_channels
-        elif layer.kind == "pool":
-            level += 1
-            h, w = (h + 1) // 2, (w + 1) // 2  # ceil_mode
-        if static:
-            shapes[layer.name] = (static[0], channels, h, w)
-        else:
-            shapes[layer.name] = ("N", channels, f"H{level}", f"W{level}")
-    return shapes
-
-
-def _gram_nodes(helper, TensorProto, name: str, out: str, scale: str | None) -> list:
-    """out = (F / sqrt(C*H*W)) (F / sqrt(C*H*W))^T = F F^T / (C*H*W), F = `name`'s features
-    as (N, C, H*W). `scale`: the initializer holding 1 / sqrt(C*H*W) (a static graph); None:
-    computed from the features' shape.
-
-    Scaling before the product keeps its terms small, and keeps a float multiply between an
-    int8 graph's DequantizeLinear and the MatMul: onnxruntime would otherwise fuse them into
-    an integer matmul, whose int32 sum overflows at 512 px (measured: 100 % error on relu1_1).
-    """
-    p = out + "."
-    nodes = []
-    if scale is None:
-        scale = p + "scale"
-        nodes += [
-            helper.make_node("Shape", [name], [p + "shape"], name=p + "shape"),
-            helper.make_node("Slice", [p + "shape", "gram.chw_start", "gram.chw_end"], [p + "chw"], name=p + "chw"),
-            # No axes: reduce all, the same in opset 13 (axes an attribute) and 18+ (an input).
-            helper.make_node("ReduceProd", [p + "chw"], [p + "size_i"], name=p + "size_i", keepdims=0),
-            helper.make_node("Cast", [p + "size_i"], [p + "size"], name=p + "size", to=TensorProto.FLOAT),
-            helper.make_node("Sqrt", [p + "size"], [p + "root"], name=p + "root"),
-            helper.make_node("Reciprocal", [p + "root"], [scale], name=scale),
-        ]
-    return [
-        *nodes,
-        helper.make_node("Mul", [name, scale], [p + "scaled"], name=p + "scaled"),  # F / sqrt(CHW)
-        helper.make_node("Reshape", [p + "scaled", "gram.flat_shape"], [p + "flat"], name=p + "flat"),  # (N, C, HW)
-        helper.make_node("Transpose", [p + "flat"], [p + "flat_t"], name=p + "flat_t", perm=[0, 2, 1]),
-        helper.make_node("MatMul", [p + "flat", p + "flat_t"], [out], name=out),  # (N, C, C)
-    ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from nst.contract import ModelInfo, model_info
 from nst.export.onnx_graph import ExportConfig, build_onnx, check_graph
 from nst.fileio import atomic_path, check_writable
-from nst.models.matconvnet import read_matconvnet
+from nst.models.readers import read_weights
 
 
 def export_vgg_file(
@@ -18,9 +18,9 @@ def export_vgg_file(
     overwrite: bool = False,
     source_sha256: str | None = None,
 ) -> ModelInfo:
-    """Read a `.mat`, build the extractor (quantized, with `config.quantize`) and write it to
-    `output`; return its `ModelInfo`.
-    `source_sha256`, the `.mat` file's hash if known, spares hashing it again."""
+    """Read weights (.mat, .pth, .safetensors or an ONNX classifier), build the extractor
+    (quantized, with `config.quantize`) and write it to `output`; return its `ModelInfo`.
+    `source_sha256`, the weights file's hash if known, spares hashing it again."""
     import onnx
 
     check_writable(output, overwrite=overwrite)  # before the slow part
@@ -28,7 +28,9 @@ def export_vgg_file(
         from nst.export.quantize import calibration_paths, quantize_int8
 
         calibration_paths(config.calibrate)  # a missing calibration folder fails before the weights are read
-    vgg = read_matconvnet(weights, swap_kernel_axes=config.swap_kernel_axes, sha256=source_sha256)
+    vgg = read_weights(
+        weights, layout=config.weights_layout, swap_kernel_axes=config.swap_kernel_axes, sha256=source_sha256
+    )
     model = build_onnx(vgg, config)
     if config.quantize == "int8":
         model = quantize_int8(model, calibrate=config.calibrate)

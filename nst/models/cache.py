@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 from nst.errors import CacheError, OutputError, WeightsError
-from nst.fileio import atomic_path, check_writable
+from nst.fileio import atomic_path, check_writable, file_digests, file_sha256
 from nst.models import registry
-from nst.models.download import DEFAULT_TIMEOUT, ProgressFn, download_file, file_digests, part_path
+from nst.models.download import DEFAULT_TIMEOUT, ProgressFn, digest_matches, download_file, part_path
 
 ENV_HOME = "NST_HOME"
 # Messages for the user ("downloading ...", "using cached model ..."); the CLI prints them.
@@ -141,7 +141,7 @@ def source_sha256(path: str | Path) -> str:
     """SHA-256 of a weights file: remembered when unchanged, else computed and remembered."""
     digest = known_sha256(path)
     if digest is None:
-        digest = file_digests(path, ("sha256",))["sha256"]
+        digest = file_sha256(path)
         remember_sha256(path, digest)
     return digest
 
@@ -191,7 +191,7 @@ def _check_placed_file(entry: registry.WeightsFile, path: Path, notify: NotifyFn
         notify(f"checking {path} against the {entry.name} checksum (once)")
     digests = file_digests(path, tuple(dict.fromkeys(("sha256", *entry.checksums))))
     for algo, expected in entry.checksums.items():
-        if digests[algo] != expected:
+        if not digest_matches(digests[algo], expected):
             raise WeightsError(
                 f"{path} is not the {entry.name} weights file ({algo} {digests[algo]}, expected {expected}); "
                 "delete it to download it again, or pass the file you want with --weights PATH"
@@ -217,7 +217,7 @@ def resolve_weights(
     if registry.is_known(str(weights)):
         return ensure_weights(str(weights), progress=progress, notify=notify)
     raise WeightsError(
-        f"weights file not found: {weights} (give a .mat file, or one of the known weights "
+        f"weights file not found: {weights} (give a .mat, .pth, .safetensors or .onnx file, or one of the known weights "
         f"{', '.join(registry.names())}, which are downloaded)"
     )
 
@@ -265,7 +265,7 @@ def list_cache() -> list[CachedFile]:
             add(
                 "partial", path, f"partial download of {entry.name}" if entry else "partial download", entry is not None
             )
-        elif path.suffix == ".mat":
+        elif path.suffix in (".mat", ".pth", ".safetensors", ".onnx") or entry is not None:
             add("weights", path, entry.description if entry else "weights", _relative(path) in owned)
     for path in sorted(models_dir().glob("*.onnx")) if models_dir().is_dir() else ():
         add("model", path, _model_description(path), _relative(path) in owned)

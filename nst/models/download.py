@@ -8,7 +8,6 @@ deletes the partial file. Progress is reported through a callback; nothing is pr
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nst.errors import DownloadError
+from nst.fileio import file_digests
 
 # (bytes done, total bytes or None when the server does not say) -> None
 ProgressFn = Callable[[int, "int | None"], None]
@@ -55,16 +55,6 @@ def part_path(dest: str | Path) -> Path:
     """Where the bytes of `dest` accumulate until they are verified."""
     dest = Path(dest)
     return dest.with_name(dest.name + ".part")
-
-
-def file_digests(path: str | Path, algorithms: Sequence[str] = ("sha256", "md5")) -> dict[str, str]:
-    """Hex digests of a file for several algorithms, in one read."""
-    hashers = {algo: hashlib.new(algo) for algo in algorithms}
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            for h in hashers.values():
-                h.update(block)
-    return {algo: h.hexdigest() for algo, h in hashers.items()}
 
 
 def download_file(
@@ -196,7 +186,7 @@ def _verify(url: str, dest: Path, part: Path, checksums: Mapping[str, str], size
         problem = f"size {actual_size} bytes, expected {size}"
     else:
         for algo, expected in checksums.items():
-            if digests[algo] != expected.lower():
+            if not digest_matches(digests[algo], expected):
                 problem = f"{algo} {digests[algo]}, expected {expected.lower()}"
                 break
     if problem:
@@ -207,6 +197,13 @@ def _verify(url: str, dest: Path, part: Path, checksums: Mapping[str, str], size
             "to download it afresh."
         )
     return digests
+
+
+def digest_matches(actual: str, expected: str) -> bool:
+    """`actual` hex digest against an expected whole digest, or against the first 8+ hex digits
+    that a file name publishes (torch.hub's `check_hash` convention)."""
+    expected = expected.lower()
+    return actual == expected or (8 <= len(expected) < len(actual) and actual.startswith(expected))
 
 
 def _reason(exc: BaseException, timeout: float) -> str:

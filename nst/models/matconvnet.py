@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from nst.errors import WeightsError
+from nst.fileio import file_sha256
 from nst.models.layers import ARCHITECTURES, conv_layers
-from nst.models.weights import VGGWeights, sha256_file
+from nst.models.weights import VGGWeights
 
 # MatConvNet kernels are (H, W, in, out); PyTorch wants (out, in, H, W).
 MATCONVNET_TO_TORCH = (3, 2, 0, 1)
@@ -147,6 +148,6 @@ def read_matconvnet(path: str | Path, *, swap_kernel_axes: bool = False, sha256:
         architecture=arch,
         convs=convs,
         mean_pixel=_mean_pixel(data, path),
-        source_sha256=sha256 or sha256_file(path),
+        source_sha256=sha256 or file_sha256(path),
         kernel_axes="wh" if swap_kernel_axes else "hw",
     )

@@ -8,6 +8,12 @@ Sources of the numbers (nothing here is invented):
   one anishathalye/neural-style's README gives for the beta16 link.
 - Sizes and SHA-256s are not published anywhere we could read, so they are `None`; the
   MD5 is then the checksum that a download must match.
+- PyTorch files (`.pth`): torchvision's URLs are its `torchvision.models.vgg` model URLs;
+  the Caffe conversions' are jcjohnson/pytorch-vgg's README (and the older S3 copies that
+  facebookresearch/mmf names). No whole SHA-256 of these files could be found offline; each
+  name carries the first 8 hex digits of its SHA-256 (torch.hub's convention, which
+  jcjohnson/pytorch-vgg's t7_to_state_dict.py follows with `sha256sum`), and that prefix is
+  what a download is checked against, as torch.hub's `check_hash` does.
 
 Tests (or mirrors with other files) replace an entry for the duration of a test with
 `monkeypatch.setitem(registry.WEIGHTS, "vgg19", registry.WEIGHTS["vgg19"].replace(...))`:
@@ -29,11 +35,13 @@ DEFAULT_WEIGHTS = "vgg19"
 
 _MATCONVNET = "https://www.vlfeat.org/matconvnet/models"
 _MATCONVNET_HTTP = "http://www.vlfeat.org/matconvnet/models"  # the same files; for hosts without TLS CA certs
+_TORCHVISION = "https://download.pytorch.org/models"
+_JCJOHNSON = ("https://web.eecs.umich.edu/~justincj/models", "https://s3-us-west-2.amazonaws.com/jcjohns-models")
 
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """One downloadable weights file. At least one of `md5` / `sha256` must be set."""
+    """One downloadable weights file. At least one of `md5` / `sha256` / `sha256_prefix` must be set."""
 
     name: str  # registry name users type: "vgg19"
     file_name: str  # the file's name on the server (and under $NST_WEIGHTS_URL)
@@ -44,15 +52,27 @@ class WeightsFile:
     size: int | None = None  # bytes, when published
     md5: str | None = None
     sha256: str | None = None
+    sha256_prefix: str | None = None  # the first 8+ hex digits, when only a file name publishes them
+    layout: str = "matconvnet"  # the input convention: matconvnet | torchvision | caffe
 
     def __post_init__(self) -> None:
-        if not (self.md5 or self.sha256):
+        if not (self.md5 or self.sha256 or self.sha256_prefix):
             raise ValueError(f"registry entry {self.name} has no checksum")
+        if self.sha256_prefix is not None and len(self.sha256_prefix) < 8:
+            raise ValueError(f"registry entry {self.name}: a SHA-256 prefix needs at least 8 hex digits")
 
     @property
     def checksums(self) -> dict[str, str]:
-        """hashlib algorithm name -> expected hex digest, for the ones that are known."""
-        return {algo: value.lower() for algo, value in (("sha256", self.sha256), ("md5", self.md5)) if value}
+        """hashlib algorithm name -> expected hex digest (or, for sha256, its prefix), for the known ones."""
+        sha256 = self.sha256 or self.sha256_prefix
+        return {algo: value.lower() for algo, value in (("sha256", sha256), ("md5", self.md5)) if value}
+
+    def matches_sha256(self, digest: str) -> bool:
+        """Whether a file of SHA-256 `digest` is this entry's file."""
+        digest = digest.lower()
+        if self.sha256:
+            return digest == self.sha256.lower()
+        return bool(self.sha256_prefix) and digest.startswith(str(self.sha256_prefix).lower())
 
     def replace(self, **changes) -> WeightsFile:
         """A copy with some fields changed (for tests and mirrors)."""
@@ -99,6 +119,31 @@ WEIGHTS: dict[str, WeightsFile] = {
         md5="f72d927587ca4c97fbd165ec9cb9997f",
     ),
 }
+
+
+def _pth(name: str, file_name: str, urls: tuple[str, ...], layout: str, description: str) -> WeightsFile:
+    arch, prefix = file_name.removesuffix(".pth").split("-")
+    return WeightsFile(name, file_name, file_name, urls, arch, description, sha256_prefix=prefix, layout=layout)
+
+
+WEIGHTS.update(
+    (entry.name, entry)
+    for entry in (
+        _pth("vgg19-torchvision", "vgg19-dcbb9e9d.pth", (f"{_TORCHVISION}/vgg19-dcbb9e9d.pth",), "torchvision",
+             "VGG-19, torchvision (IMAGENET1K_V1), RGB normalized input (about 550 MB)"),
+        _pth("vgg16-torchvision", "vgg16-397923af.pth", (f"{_TORCHVISION}/vgg16-397923af.pth",), "torchvision",
+             "VGG-16, torchvision (IMAGENET1K_V1), RGB normalized input (about 530 MB)"),
+        _pth("vgg19-caffe", "vgg19-d01eb7cb.pth", tuple(f"{u}/vgg19-d01eb7cb.pth" for u in _JCJOHNSON), "caffe",
+             "VGG-19, the original Caffe weights converted by jcjohnson/pytorch-vgg, BGR 0-255 input"),
+        _pth("vgg16-caffe", "vgg16-00b39a1b.pth", tuple(f"{u}/vgg16-00b39a1b.pth" for u in _JCJOHNSON), "caffe",
+             "VGG-16, the original Caffe weights converted by jcjohnson/pytorch-vgg, BGR 0-255 input"),
+    )
+)  # fmt: skip
+
+
+def find_sha256(digest: str) -> WeightsFile | None:
+    """The registry entry whose file has SHA-256 `digest` (by its whole hash or published prefix)."""
+    return next((entry for entry in WEIGHTS.values() if entry.matches_sha256(digest)), None)
 
 
 def names() -> tuple[str, ...]:

@@ -54,6 +54,7 @@ def write_synthetic_mat(
     seed: int = 0,
     fc: Literal["none", "small", "full"] = "small",
     scales: dict[str, float] | None = None,
+    mean_pixel: tuple[float, float, float] = MEAN_PIXEL,
 ) -> Path:
     """Write a random-weight MatConvNet VGG file with the real structure; return its path.
 
@@ -62,6 +63,7 @@ def write_synthetic_mat(
     `scales`: conv name -> s_k; layer k's kernel is multiplied by s_k and its bias by
     s_1 * ... * s_k, so that every activation after it scales by that product (ReLU and max
     pooling commute with positive scales): the same network, at other activation scales.
+    `mean_pixel`: the RGB mean stored in the file (another network's, for parity tests).
     """
     rng = np.random.default_rng(seed)
     layers: list[np.ndarray] = []
@@ -93,8 +95,21 @@ def write_synthetic_mat(
     for i, rec in enumerate(layers):
         cells[0, i] = rec
 
+    variables = _file_variables(cells, version, mean_pixel)
+
+    import scipy.io
+
+    path = Path(path)
+    scipy.io.savemat(str(path), variables, do_compression=False, oned_as="row")
+    return path
+
+
+def _file_variables(cells: np.ndarray, version: str, mean_pixel: tuple[float, float, float]) -> dict:
+    """The .mat's top-level variables around the layer `cells`: the normalization (the mean
+    pixel) and classes, where each MatConvNet version keeps them."""
+    classes = _record([("name", _class_cell("n")), ("description", _class_cell("class "))])
     if version == "old":
-        average = np.tile(np.array(MEAN_PIXEL, dtype=np.float64), (224, 224, 1))  # (224, 224, 3)
+        average = np.tile(np.array(mean_pixel, dtype=np.float64), (224, 224, 1))  # (224, 224, 3)
         normalization = _record(
             [
                 ("averageImage", average),
@@ -104,29 +119,20 @@ def write_synthetic_mat(
                 ("interpolation", "bilinear"),
             ]
         )
-        classes = _record([("name", _class_cell("n")), ("description", _class_cell("class "))])
-        variables = {"layers": cells, "classes": classes, "normalization": normalization}
-    else:
-        average = np.array(MEAN_PIXEL, dtype=np.float64).reshape(1, 1, 3)
-        normalization = _record(
-            [
-                ("imageSize", np.array([[224, 224, 3, 10]], dtype=np.uint16)),
-                ("keepAspect", np.array([[1]], dtype=np.uint8)),
-                ("averageImage", average),
-                ("border", np.array([[32, 32]], dtype=np.uint8)),
-                ("cropSize", np.array([[0.875]])),
-                ("interpolation", "bilinear"),
-            ]
-        )
-        classes = _record([("name", _class_cell("n")), ("description", _class_cell("class "))])
-        meta = _record([("inputs", _empty_cell()), ("classes", classes), ("normalization", normalization)])
-        variables = {"layers": cells, "meta": meta}
-
-    import scipy.io
-
-    path = Path(path)
-    scipy.io.savemat(str(path), variables, do_compression=False, oned_as="row")
-    return path
+        return {"layers": cells, "classes": classes, "normalization": normalization}
+    average = np.array(mean_pixel, dtype=np.float64).reshape(1, 1, 3)
+    normalization = _record(
+        [
+            ("imageSize", np.array([[224, 224, 3, 10]], dtype=np.uint16)),
+            ("keepAspect", np.array([[1]], dtype=np.uint8)),
+            ("averageImage", average),
+            ("border", np.array([[32, 32]], dtype=np.uint8)),
+            ("cropSize", np.array([[0.875]])),
+            ("interpolation", "bilinear"),
+        ]
+    )
+    meta = _record([("inputs", _empty_cell()), ("classes", classes), ("normalization", normalization)])
+    return {"layers": cells, "meta": meta}
 
 
 def _class_cell(prefix: str, count: int = 1000) -> np.ndarray:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +13,10 @@ class VGGWeights:
 
     `convs` maps conv names, in network order, to (kernel, bias): kernel is PyTorch's
     (out, in, kh, kw) float32, bias is flat (out,) float32. `mean_pixel` is the RGB mean the
-    network was trained with, subtracted from 0-255 pixels before conv1_1.
+    network was trained with, subtracted from 0-255 pixels before conv1_1 (a file of another
+    input convention has it folded into conv1_1 and the mean: `nst.models.convention`).
+    `file_format`, `layout` and `layout_source` say what was read and how its input
+    convention was known, so later steps can tell these weights apart.
     """
 
     architecture: str
@@ -23,12 +24,6 @@ class VGGWeights:
     mean_pixel: np.ndarray  # (3,) float32, RGB
     source_sha256: str = ""
     kernel_axes: str = "hw"  # "hw": MatConvNet's (H, W) kept; "wh": spatially swapped (reference compat)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    file_format: str = "mat"  # mat | pth | safetensors | onnx
+    layout: str = "matconvnet"  # matconvnet | torchvision | caffe | onnx (a classifier's own preprocessing)
+    layout_source: str = "format"  # how the layout was known: format | hash | keys | preprocessing | option

@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from nst.runtime.images import from_array
+
 ColorMode = Literal["luminance", "histogram"]
 COLOR_MODES: tuple[str, ...] = ("luminance", "histogram")
 
@@ -36,12 +38,17 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
 
 def preserve_colors(stylized, content, mode: ColorMode):
     """Return `stylized` (PIL RGB) with the colours of `content` (PIL RGB, resized to match)."""
+    return from_array(preserve_colors_array(np.asarray(stylized, dtype=np.float64), content, mode))
+
+
+def preserve_colors_array(stylized: np.ndarray, content, mode: ColorMode) -> np.ndarray:
+    """(H, W, 3) float `stylized` (0-255, unrounded) with the colours of `content` (PIL RGB,
+    resized to match); unclipped floats."""
     from PIL import Image
 
-    from nst.runtime.images import from_array
-
-    if content.size != stylized.size:
-        content = content.resize(stylized.size, Image.Resampling.LANCZOS)
+    size = (stylized.shape[1], stylized.shape[0])
+    if content.size != size:
+        content = content.resize(size, Image.Resampling.LANCZOS)
     out = np.asarray(stylized, dtype=np.float64)  # (H, W, 3)
     ref = np.asarray(content, dtype=np.float64)  # (H, W, 3)
     if mode == "luminance":
@@ -52,7 +59,7 @@ def preserve_colors(stylized, content, mode: ColorMode):
         result = match_color_statistics(out.reshape(-1, 3), ref.reshape(-1, 3)).reshape(out.shape)
     else:
         raise ValueError(f"unknown colour mode {mode!r}")
-    return from_array(result)
+    return result
 
 
 def match_color_statistics(pixels: np.ndarray, reference: np.ndarray, eps: float = 1e-5) -> np.ndarray:

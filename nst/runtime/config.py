@@ -10,25 +10,22 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from nst.errors import ConfigError
+from nst.errors import ConfigError, option_name
 from nst.models.layers import Pooling
 
-if TYPE_CHECKING:
-    from PIL.Image import Image
-
-    from nst.runtime.state import RunState
-
-Optimizer = Literal["adam", "lbfgs"]
+OptimizerName = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
 Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
 LossScale = Literal["auto", "reference", "balanced"]  # auto: by the model's weights (nst.runtime.loss_scale)
-Device = str  # auto | cpu | cuda | cuda:N
+BitDepth = Literal[8, 16]  # bits per channel of PNG and TIFF outputs
+OutputProfile = Literal["srgb", "content"]  # the outputs' colour profile
+MaskMode = Literal["soft", "inside"]  # region guides: averaged, or eroded to units that see only the region
+Device = str  # auto | cpu | cuda | cuda:N (see check_device)
 
 SEED_MAX = 2**64 - 1
 
@@ -101,7 +98,7 @@ class StylizeConfig:
     initial_noiseblend: float | None = None  # share of noise in the start; None: 0 with --initial, else 1
     preserve_colors: ColorMode | None = None
     pooling: Pooling | None = None  # None: the model's own pooling
-    optimizer: Optimizer = "lbfgs"  # measured: lower loss in the same time (README)
+    optimizer: OptimizerName = "lbfgs"  # measured: lower loss in the same time (README)
     lbfgs_history: int = 100  # L-BFGS (s, y) pairs kept: 2 image-sized vectors each
     seed: int | None = None
     device: Device = "auto"  # auto | cpu | cuda[:N]
@@ -112,15 +109,22 @@ class StylizeConfig:
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
     provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
+    style_masks: tuple[str, ...] = ()  # one greyscale mask per style: where it applies (white), soft values share
+    labels: str | None = None  # instead of style_masks: a label map, one colour per style's region
+    content_mask: str | None = None  # where the content term applies; elsewhere only the styles and TV
+    style_regions: tuple[str, ...] = ()  # STYLE:MASK: only that part of a style image makes its target Grams
+    mask_mode: MaskMode = "soft"  # soft guides, or inside: eroded so that no unit sees across a border
+    bit_depth: BitDepth = 8  # output only: 16 writes PNG/TIFF from the float image
+    output_profile: OutputProfile = "srgb"  # output only: tagged sRGB, or converted to the content's ICC profile
 
     def __post_init__(self) -> None:
         check(self)
         blend = self.style_blend_weights
         if blend is not None and sum(blend) <= 0:
             raise ConfigError(f"--style-blend-weights must have a positive sum, got {blend!r}")
-        device = self.device
-        if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
-            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        check_device(self.device)
+        if self.style_masks and self.labels is not None:
+            raise ConfigError("give --style-mask per style or --labels, not both")
 
     def replace(self, **changes: Any) -> StylizeConfig:
         return dataclasses.replace(self, **changes)
@@ -197,8 +201,8 @@ RULES: dict[str, Rule] = {
 
 ADAM_ONLY = ("learning_rate", "beta1", "beta2", "epsilon")
 LBFGS_ONLY = ("lbfgs_history",)
-# Options that change where things are written, not the image.
-OUTPUT_ONLY = ("checkpoint_iterations",)
+# Options that change where and how things are written, not the image optimised.
+OUTPUT_ONLY = ("checkpoint_iterations", "bit_depth", "output_profile")
 
 
 def applied_options(config: StylizeConfig) -> dict[str, Any]:
@@ -217,8 +221,16 @@ def applied_options(config: StylizeConfig) -> dict[str, Any]:
     return values
 
 
-def option_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
+def check_device(device: str) -> str:
+    """`device` when it names a device nst can run on: auto (CUDA when there is one), cpu, cuda
+    or cuda:N. The one rule of the configs, the CLI and batch; whether CUDA device N exists is
+    checked when the device is resolved (`nst.runtime.device.resolve_device`)."""
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return device
+    raise ConfigError(f"{option_name('device')} {DEVICE_RULE}, got {device!r}")
+
+
+DEVICE_RULE = "must be auto, cpu, cuda or cuda:N"
 
 
 def choices(field_type: Any) -> tuple[str, ...]:
@@ -243,43 +255,10 @@ def check(config: Any, rules: dict[str, Rule] | None = None) -> None:
             continue
         allowed = choices(hints[field.name])
         if allowed and value not in allowed:
-            raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(allowed)}, got {value!r}")
+            raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(map(str, allowed))}, got {value!r}")
         rule = rules.get(field.name)
         if rule is None:
             continue
         for item in value if isinstance(value, tuple) else (value,):
             if isinstance(item, bool) or not isinstance(item, (int, float)) or not rule.accepts(item):
                 raise ConfigError(f"{option_name(field.name)} {rule.describe()}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One optimiser iteration, as reported to the callback. Losses are the weighted terms of
-    the objective, evaluated at the image the step started from."""
-
-    iteration: int  # 1-based, counted over all stages
-    iterations: int  # the run's total
-    stage: int  # coarse-to-fine stage, 0-based
-    size: tuple[int, int]  # (height, width) optimised at this stage
-    total: float
-    terms: Mapping[str, float]  # each term's weighted value, by name (content, style, tv, ...)
-    elapsed: float  # seconds since the run started
-    image: Image | None = None  # the best image so far, at checkpoint iterations only
-    state: RunState | None = None  # the run's state, at checkpoint iterations only (save it in the callback)
-
-    def row(self) -> dict[str, Any]:
-        """The step as a JSON row (the loss log, a run state's history)."""
-        return {"iteration": self.iteration, "stage": self.stage, "size": list(self.size), "elapsed": self.elapsed,
-                "total": self.total, "terms": dict(self.terms)}  # fmt: skip
-
-    @property
-    def content(self) -> float:
-        return self.terms.get("content", 0.0)
-
-    @property
-    def style(self) -> float:
-        return self.terms.get("style", 0.0)
-
-    @property
-    def tv(self) -> float:
-        return self.terms.get("tv", 0.0)

@@ -10,21 +10,23 @@ from pathlib import Path
 import torch
 
 from nst.errors import ConfigError
+from nst.runtime.config import check_device
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """auto -> cuda when available, else cpu; asking for cuda without one is an error."""
-    name = str(device)
+    """auto -> cuda when available, else cpu; cuda (or cuda:N) that this machine does not have
+    is an error (the names themselves follow `check_device`)."""
+    name = check_device(str(device))
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
-            "--device cuda: no CUDA device is available (this torch build or machine has none); use --device cpu"
+            f"--device {name}: no CUDA device is available (this torch build or machine has none); use --device cpu"
         )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}") from None
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return torch.device(name)
 
 
 def precision_name(device: torch.device, precision: str) -> str:

@@ -8,7 +8,6 @@ next images in worker threads while the extractor runs, and returns a `StyleTarg
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -17,8 +16,11 @@ import numpy as np
 
 from nst.contract import ModelInfo, gram, gram_output, read_model_info
 from nst.errors import ConfigError, ImageError, ModelError
+from nst.fileio import file_sha256
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import PrecomputeConfig
+from nst.runtime.images import open_image, resized, resized_shape, to_array
+from nst.runtime.ort_extractor import OrtExtractor
 from nst.runtime.targets import StyleEntry, StyleSource, StyleTargets, model_style_layers
 
 if TYPE_CHECKING:
@@ -38,24 +40,17 @@ class Extractor(Protocol):
 
 
 def style_shape(
-    image_size: tuple[int, int], scale: float = 1.0, size: int | None = None, width: int | None = None
+    image_size: tuple[int, int], scale: float = 1.0, *, size: int | None = None, width: int | None = None
 ) -> tuple[int, int]:
-    """(height, width) of a style image of size (height, width) once resized: its width to
-    scale*width when `width` is given (the reference sizes styles relative to the content's
-    width), else its long side to scale*size. Matches `nst.runtime.images.resize`."""
-    h, w = image_size
-    if width is not None:
-        factor = round(scale * width) / w
-    elif size is not None:
-        factor = round(scale * size) / max(w, h)
-    else:
-        factor = 1.0
-    return max(1, round(h * factor)), max(1, round(w * factor))
+    """(height, width) of a style image at `scale`: its width scale x `width` (the content's,
+    as the reference sizes styles), else its long side scale x `size`, else as it is."""
+    return resized_shape(
+        image_size, width=scale * width if width is not None else None, long_side=scale * size if size else None
+    )
 
 
 def resized_array(img: Image, shape: tuple[int, int]) -> np.ndarray:
     """PIL RGB image -> float32 (1, 3, H, W) at `shape` (height, width), Lanczos."""
-    from nst.runtime.images import resized, to_array
 
     return to_array(resized(img, shape))  # (1, 3, H, W)
 
@@ -123,22 +118,13 @@ def style_grams(
     return result
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _load_style(path: Path, scales: Sequence[float], size: int | None, width: int | None):
     """Read, hash and resize one style image: (source, [(1, 3, H, W) per scale])."""
-    from nst.runtime.images import open_image
 
     img = open_image(path)  # raises ImageError for a missing or broken file
     source = StyleSource(name=path.name, sha256=file_sha256(path))
     hw = (img.height, img.width)
-    return source, [resized_array(img, style_shape(hw, scale, size, width)) for scale in scales]
+    return source, [resized_array(img, style_shape(hw, scale, size=size, width=width)) for scale in scales]
 
 
 def _check_float(info: ModelInfo) -> None:
@@ -171,18 +157,8 @@ def compute_style_targets(
     and `threads` are not used). `notify(line)` gets the provider fallback notice, if any.
     A static graph computes only styles that resize to its size; an int8 graph is refused.
     """
-    from nst.runtime.ort_extractor import OrtExtractor
-
     style_paths = [Path(p) for p in styles]
-    scales = tuple(float(s) for s in config.style_scales)
-    if not style_paths:
-        raise ConfigError("no style images given; name at least one")
-    if width is not None and width < 1:
-        raise ConfigError(f"style width must be at least 1 px, not {width}")
-    missing = [p for p in style_paths if not p.is_file()]
-    if missing:  # before the model loads: fail early
-        raise ImageError(f"image not found: {missing[0]}")
-
+    _check_styles(style_paths, width)
     if extractor is None:
         if model is None:
             raise ConfigError("compute_style_targets needs a model path or an open extractor")
@@ -193,37 +169,20 @@ def compute_style_targets(
     layers = model_style_layers(info)
     if not layers:
         raise ModelError(f"{info.path} outputs no style layer ({', '.join(STYLE_LAYERS)}); export it with those layers")
-
-    sources: list[StyleSource | None] = [None] * len(style_paths)
-    n_scales, size, batch_size = len(scales), config.size or None, config.batch_size  # 0: as they are
-
-    def items(pool: concurrent.futures.Executor) -> Iterator[Item]:
-        # Keep a few images ahead of the extractor, not all of them in memory at once.
-        ahead = max(2, batch_size)
-        futures = {
-            i: pool.submit(_load_style, style_paths[i], scales, size, width)
-            for i in range(min(ahead, len(style_paths)))
-        }
-        for i in range(len(style_paths)):
-            source, arrays = futures.pop(i).result()
-            if i + ahead < len(style_paths):
-                futures[i + ahead] = pool.submit(_load_style, style_paths[i + ahead], scales, size, width)
-            sources[i] = source
-            for k, array in enumerate(arrays):
-                yield i * n_scales + k, array
-
+    scales = tuple(float(s) for s in config.style_scales)
+    loader = _StyleLoader(style_paths, scales, size=config.size or None, width=width, ahead=config.batch_size)
     grams: dict[int, dict[str, np.ndarray]] = {}
     shapes: dict[int, tuple[int, int]] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nst-style") as pool:
         try:
-            for keys, shape, results in _batched(extractor, items(pool), layers, batch_size):
+            for keys, shape, results in _batched(extractor, loader.items(pool), layers, config.batch_size):
                 grams.update(zip(keys, results))
                 shapes.update((key, shape) for key in keys)
                 if progress is not None:
                     progress(len(keys))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
+    n_scales = len(scales)
     entries = tuple(
         StyleEntry(style=key // n_scales, scale=scales[key % n_scales], size=shapes[key], grams=grams[key])
         for key in sorted(grams)
@@ -234,9 +193,47 @@ def compute_style_targets(
         pooling=info.pooling,
         layers=layers,
         gram_normalization=info.gram_normalization,
-        sources=tuple(s for s in sources if s is not None),
+        sources=tuple(s for s in loader.sources if s is not None),
         entries=entries,
-        size=None if width is not None else size,
+        size=None if width is not None else config.size or None,
         width=width,
         scales=scales,
     )
+
+
+def _check_styles(paths: Sequence[Path], width: int | None) -> None:
+    """Fail early, before the model loads."""
+    if not paths:
+        raise ConfigError("no style images given; name at least one")
+    if width is not None and width < 1:
+        raise ConfigError(f"style width must be at least 1 px, not {width}")
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise ImageError(f"image not found: {missing[0]}")
+
+
+class _StyleLoader:
+    """Style images read, hashed and resized in worker threads a few images ahead of the
+    extractor (not all of them in memory at once); `sources` fills in as they load."""
+
+    def __init__(
+        self, paths: Sequence[Path], scales: tuple[float, ...], *, size: int | None, width: int | None, ahead: int
+    ):
+        self.paths, self.scales, self.size, self.width = paths, scales, size, width
+        self.ahead = max(2, ahead)
+        self.sources: list[StyleSource | None] = [None] * len(paths)
+
+    def items(self, pool: concurrent.futures.Executor) -> Iterator[Item]:
+        """(i * n_scales + k, image i at scale k as (1, 3, H, W)), in order."""
+
+        def submit(i: int) -> concurrent.futures.Future:
+            return pool.submit(_load_style, self.paths[i], self.scales, self.size, self.width)
+
+        futures = {i: submit(i) for i in range(min(self.ahead, len(self.paths)))}
+        for i in range(len(self.paths)):
+            source, arrays = futures.pop(i).result()
+            if i + self.ahead < len(self.paths):
+                futures[i + self.ahead] = submit(i + self.ahead)
+            self.sources[i] = source
+            for k, array in enumerate(arrays):
+                yield i * len(self.scales) + k, array

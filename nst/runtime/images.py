@@ -1,11 +1,14 @@
-"""Image I/O and colour handling: read anything a user has as RGB, write atomically."""
+"""Image I/O and colour handling: read anything a user has as sRGB, write atomically (8 or 16
+bits, tagged with a colour profile)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -13,6 +16,7 @@ import numpy as np
 
 from nst.errors import ImageError, NSTWarning, OutputError
 from nst.fileio import atomic_path
+from nst.runtime.config import BitDepth
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
 # A path to an image file, or an image already in memory.
 ImageLike = Union[str, Path, "Image"]
 
+# Output formats that can hold 16 bits per channel.
+DEEP_FORMATS = ("PNG", "TIFF")
 # Output formats by extension, with their save options.
 _FORMATS: dict[str, tuple[str, dict]] = {
     ".png": ("PNG", {}),
@@ -33,17 +39,21 @@ _FORMATS: dict[str, tuple[str, dict]] = {
 
 
 def open_image(path: str | Path) -> Image:
-    """Open an image as 8-bit RGB `PIL.Image`, the way a viewer shows it.
+    """Open an image as 8-bit sRGB `PIL.Image`, the way a colour-managed viewer shows it.
 
-    EXIF orientation is applied; alpha is composited on white; grayscale, palette, CMYK and
+    EXIF orientation is applied; an embedded ICC profile is converted to sRGB (untagged
+    images are taken as sRGB); alpha is composited on white; grayscale, palette, CMYK and
     16-bit images are converted (16-bit scaled to 0-255). An animated image gives its first
     frame, with a warning. Images over Pillow's decompression-bomb limit are refused.
     """
     from PIL import ImageOps
 
+    from nst.runtime.icc import to_srgb
+
     path = Path(path)
-    with _opened(path) as img:
+    with opened(path) as img:
         frames = getattr(img, "n_frames", 1)
+        profile = img.info.get("icc_profile")
         try:
             img.load()
             img = ImageOps.exif_transpose(img)
@@ -53,14 +63,14 @@ def open_image(path: str | Path) -> Image:
             raise ImageError(f"not enough memory to decode {path}; downscale it first") from None
     if frames > 1:
         warnings.warn(f"{path} is animated ({frames} frames); nst uses its first frame", NSTWarning, stacklevel=2)
-    return _to_rgb(img)
+    return to_srgb(img, profile, str(path))
 
 
 def probe_image(path: str | Path) -> tuple[int, int]:
     """(height, width) of an image file as it displays (EXIF orientation applied), read from
     its header only: sizes can be planned and checked before gigabytes are decoded."""
     path = Path(path)
-    with _opened(path) as img:
+    with opened(path) as img:
         w, h = img.size
         with contextlib.suppress(Exception):  # a broken EXIF block: the decoder will say so later
             if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # a quarter turn
@@ -72,7 +82,7 @@ _EXIF_ORIENTATION = 0x0112
 
 
 @contextlib.contextmanager
-def _opened(path: Path) -> Iterator[Image]:
+def opened(path: Path) -> Iterator[Image]:
     """Image.open with one clear ImageError per way a file can be wrong."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
@@ -97,10 +107,12 @@ def _opened(path: Path) -> Iterator[Image]:
 
 
 def as_image(image: ImageLike) -> Image:
-    """An image given as a path or as a PIL image, as 8-bit RGB."""
+    """An image given as a path or as a PIL image, as 8-bit sRGB (an embedded profile converted)."""
     if isinstance(image, (str, Path)):
         return open_image(image)
-    return image if image.mode == "RGB" else _to_rgb(image)
+    from nst.runtime.icc import to_srgb
+
+    return to_srgb(image, image.info.get("icc_profile"), "the image")
 
 
 def image_key(image: Image) -> str:
@@ -108,7 +120,8 @@ def image_key(image: Image) -> str:
     return hashlib.sha1(image.tobytes()).hexdigest() + f"-{image.height}x{image.width}"
 
 
-def _to_rgb(img):
+def rgb_image(img):
+    """Any PIL image as 8-bit RGB (its encoded values as they are; no colour conversion)."""
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -126,6 +139,23 @@ def _to_rgb(img):
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def resized_shape(
+    size: tuple[int, int], *, long_side: float | None = None, width: float | None = None
+) -> tuple[int, int]:
+    """(height, width) of an image of `size` (height, width) once resized, keeping its aspect:
+    its width to `width` when given, else its long side to `long_side` (None or 0: as it is).
+    The target is rounded to whole pixels first, then the other side follows. The one size rule
+    of contents (`--size`, `--width`) and styles (scale x the content's width, or x `--size`)."""
+    h, w = size
+    if width is not None:
+        factor = round(width) / w
+    elif long_side:
+        factor = round(long_side) / max(h, w)
+    else:
+        return size
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
 def resized(img, size: tuple[int, int]):
     """`img` at `size` (height, width), Lanczos; itself when it has that size already."""
     from PIL import Image
@@ -133,6 +163,21 @@ def resized(img, size: tuple[int, int]):
     if (img.height, img.width) == size:
         return img
     return img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+
+
+def resized_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, 3) floats at `size` (height, width): each channel resized as a float image with
+    Lanczos, as `resized` resizes 8-bit ones; itself when it has that size."""
+    from PIL import Image
+
+    if pixels.shape[:2] == size:
+        return pixels
+    target = (size[1], size[0])  # PIL's (width, height)
+    channels = [
+        Image.fromarray(np.ascontiguousarray(pixels[..., c], np.float32), "F").resize(target, Image.Resampling.LANCZOS)
+        for c in range(3)
+    ]
+    return np.stack([np.asarray(channel) for channel in channels], axis=-1)  # (H, W, 3)
 
 
 def to_array(img) -> np.ndarray:
@@ -161,36 +206,106 @@ def output_format(path: str | Path) -> tuple[str, dict]:
     return _FORMATS[suffix]
 
 
-def save_image(img: Image, path: str | Path, *, overwrite: bool = False, text: Mapping[str, str] | None = None) -> Path:
-    """Write a PIL image atomically; the format follows the extension (JPEG at quality 95).
+@dataclass(frozen=True)
+class Rendered:
+    """A stylized image before any rounding: (H, W, 3) float32 sRGB, 0-255, clipped. `image` is
+    the 8-bit PIL image derived from it; 16-bit writers use `pixels`."""
+
+    pixels: np.ndarray
+
+    @functools.cached_property
+    def image(self) -> Image:
+        return from_array(self.pixels)
+
+
+OutputImage = Union["Image", Rendered]  # what the writers take: a PIL image or the float image
+
+
+def check_output(path: str | Path, *, bit_depth: BitDepth = 8, embed_profile: bool = False) -> str:
+    """The PIL format of output `path`, after checking that it can hold `bit_depth` bits and,
+    with `embed_profile`, embed another profile than sRGB (a ConfigError says what to change;
+    call it before any work)."""
+    from nst.errors import ConfigError
+
+    fmt, _ = output_format(path)
+    if bit_depth == 16 and fmt not in DEEP_FORMATS:
+        raise ConfigError(f"--bit-depth 16 needs a .png or .tif output; {Path(path).name} is {fmt}, which holds 8 bits")
+    if bit_depth not in (8, 16):
+        raise ConfigError(f"--bit-depth must be 8 or 16, got {bit_depth!r}")
+    if embed_profile and fmt == "BMP":
+        raise ConfigError(f"--output-profile content needs a format that embeds a profile; {Path(path).name} is BMP")
+    return fmt
+
+
+def save_image(
+    img: OutputImage,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    text: Mapping[str, str] | None = None,
+    bit_depth: BitDepth = 8,
+    profile: bytes | None = None,
+) -> Path:
+    """Write an image atomically; the format follows the extension (JPEG at quality 95).
 
     `text` becomes PNG text chunks (e.g. the parameters used); other formats ignore it.
+    `bit_depth` 16 (PNG, TIFF) writes a `Rendered` image's float pixels at 16 bits. The
+    output is tagged sRGB, or converted to `profile` (ICC bytes) and embeds it.
     """
-    fmt, options = _save_options(path, text)
+    data = encode_image(img, path, text=text, bit_depth=bit_depth, profile=profile)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        img.save(tmp, format=fmt, **options)
+        tmp.write_bytes(data)
     return Path(path)
 
 
-def encode_image(img: Image, name: str | Path, *, text: Mapping[str, str] | None = None) -> bytes:
+def encode_image(
+    img: OutputImage,
+    name: str | Path,
+    *,
+    text: Mapping[str, str] | None = None,
+    bit_depth: BitDepth = 8,
+    profile: bytes | None = None,
+) -> bytes:
     """The bytes `save_image` would write to a file called `name` (a worker that has no
     access to the output folder sends these to the process that writes)."""
     import io
 
-    fmt, options = _save_options(name, text)
+    from nst.runtime import encode16, icc
+
+    fmt = check_output(name, bit_depth=bit_depth, embed_profile=profile is not None)
+    if bit_depth == 16 or (profile is not None and icc.matrix_profile(profile) is not None):
+        pixels = img.pixels if isinstance(img, Rendered) else np.asarray(img.convert("RGB"), np.float32)
+        if profile is not None:
+            pixels = icc.from_srgb(pixels, profile)  # in float: never through 8 bits
+        if bit_depth == 16:
+            deep = encode16.to_uint16(pixels)
+            if fmt == "PNG":
+                return encode16.encode_png16(deep, text=text, icc=profile)
+            return encode16.encode_tiff16(deep, icc=profile or icc.srgb_profile())
+        eight = from_array(pixels)
+    else:
+        eight = img.image if isinstance(img, Rendered) else img
+        if profile is not None:  # a LUT-based RGB profile: ImageCms, at 8 bits
+            eight = icc.from_srgb_8bit(eight.convert("RGB"), profile)
     buffer = io.BytesIO()
-    img.save(buffer, format=fmt, **options)
+    eight.save(buffer, format=fmt, **_save_options(fmt, name, text, profile))
     return buffer.getvalue()
 
 
-def _save_options(path: str | Path, text: Mapping[str, str] | None) -> tuple[str, dict]:
+def _save_options(fmt: str, name: str | Path, text: Mapping[str, str] | None, profile: bytes | None) -> dict:
     from PIL.PngImagePlugin import PngInfo
 
-    fmt, options = output_format(path)
-    options = dict(options)
-    if fmt == "PNG" and text:
+    from nst.runtime.icc import srgb_profile
+
+    options = dict(output_format(name)[1])
+    if fmt == "PNG":
         info = PngInfo()
-        for key, value in text.items():
+        for key, value in (text or {}).items():
             info.add_text(key, str(value))
+        if profile is None:
+            info.add(b"sRGB", b"\0")  # perceptual; one byte instead of a profile
         options["pnginfo"] = info
-    return fmt, options
+        options["icc_profile"] = profile  # None: no iCCP beside the sRGB chunk
+    elif fmt != "BMP":
+        options["icc_profile"] = profile or srgb_profile()
+    return options

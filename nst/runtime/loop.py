@@ -13,15 +13,54 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nst.runtime.optim import Optimizer
 
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from nst.runtime.images import Rendered
+    from nst.runtime.state import RunState
+
 # objective(image) -> (total, {term name: value}), scalar tensors.
 ObjectiveFn = Callable[[torch.Tensor], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
 # on_step(iteration, total, {term name: value}) after each iteration.
 StepFn = Callable[[int, float, "dict[str, float]"], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimiser iteration, as reported to the callback. Losses are the weighted terms of
+    the objective, evaluated at the image the step started from."""
+
+    iteration: int  # 1-based, counted over all stages
+    iterations: int  # the run's total
+    stage: int  # coarse-to-fine stage, 0-based
+    size: tuple[int, int]  # (height, width) optimised at this stage
+    total: float
+    terms: Mapping[str, float]  # each term's weighted value, by name (content, style, tv, ...)
+    elapsed: float  # seconds since the run started
+    image: Image | None = None  # the best image so far, at checkpoint iterations only
+    state: RunState | None = None  # the run's state, at checkpoint iterations only (save it in the callback)
+    rendered: Rendered | None = None  # `image` as float pixels (16-bit writers), with it
+    # `rendered` on demand, at every iteration: the same rendering of the best image so far, done
+    # only when called and from any thread (a live view calls it when it shows a frame, so the
+    # loop never pays for it); None before the first.
+    preview: Callable[[], Rendered] | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The step as a JSON row (the loss log, a run state's history)."""
+        return {
+            "iteration": self.iteration,
+            "stage": self.stage,
+            "size": list(self.size),
+            "elapsed": self.elapsed,
+            "total": self.total,
+            "terms": dict(self.terms),
+        }
 
 
 class NonFiniteLoss(ArithmeticError):

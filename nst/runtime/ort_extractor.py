@@ -165,6 +165,13 @@ def resolve_providers(provider: str, *, notify: Notify | None = None) -> list[st
     return [_ORT_NAMES[p] for p in _CHAINS[provider]]
 
 
+def check_provider(provider: str) -> None:
+    """Fail now, before any work, when a provider named explicitly cannot run here (auto and
+    cpu always can): what every command that runs a style pass checks first."""
+    if provider not in ("auto", "cpu"):
+        resolve_providers(provider)
+
+
 class OrtExtractor:
     """An exported extractor opened in onnxruntime.
 

@@ -10,12 +10,16 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from nst.errors import ConfigError, NSTWarning, TargetsError
+from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
+from nst.runtime.losses import normalized
 from nst.runtime.objective import StyleGrams, Term
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from nst.runtime.regions import RegionMasks
     from nst.runtime.targets import StyleTargets
 
 # The reference starts from N(0, 0.256^2) noise in mean-subtracted pixel space, i.e. a nearly
@@ -47,6 +51,7 @@ class Plan:
     content_key: str  # what the run belongs to, for resumed states
     styles_key: str
     extra_terms: Sequence[Term] = ()
+    regions: RegionMasks | None = None  # where each style, and the content, apply
 
 
 def stage_sizes(size: tuple[int, int], scales: int, min_size: int) -> list[tuple[int, int]]:
@@ -74,19 +79,6 @@ def plan_stages(size: tuple[int, int], iterations: int, scales: int, min_size: i
     return stages
 
 
-def content_size(size: tuple[int, int], *, long_side: int, width: int | None) -> tuple[int, int]:
-    """(height, width) the content is resized to: its width to `width` when given, else its
-    long side to `long_side` (0: as it is). Matches `nst.runtime.images.resize`."""
-    h, w = size
-    if width is not None:
-        scale = width / w
-    elif long_side:
-        scale = long_side / max(h, w)
-    else:
-        return size
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def initial_image(
     content: torch.Tensor,
     initial: torch.Tensor | None,
@@ -109,8 +101,6 @@ def initial_image(
 def check_sizes(original: tuple[int, int], size: tuple[int, int], *, name: str) -> None:
     """Refuse a content image the network cannot use: under MIN_SIDE px on a side, as given
     or once resized."""
-    from nst.errors import ConfigError
-
     for what, (h, w) in (("is", original), ("would be resized to", size)):
         if min(h, w) < MIN_SIDE:
             raise ConfigError(
@@ -123,8 +113,6 @@ def check_sizes(original: tuple[int, int], size: tuple[int, int], *, name: str) 
 def warn_collapsed(config: StylizeConfig, size: tuple[int, int], stages: Sequence[Stage]) -> None:
     """A one-line warning when coarse to fine runs fewer stages than --scales asked for."""
     import warnings
-
-    from nst.errors import NSTWarning
 
     if config.scales > 1 and len(stages) < config.scales:
         h, w = size
@@ -141,8 +129,6 @@ def warn_targets_size(targets: StyleTargets, scales: Sequence[float], width: int
     styles would be (the reference sizes each style to scale x the content's width)."""
     import warnings
 
-    from nst.errors import NSTWarning
-
     for index, scale in enumerate(scales):
         entry = next(e for e in targets.grams_for(index) if e.scale == scale)
         wanted = round(scale * width)
@@ -155,3 +141,45 @@ def warn_targets_size(targets: StyleTargets, scales: Sequence[float], width: int
                 stacklevel=3,
             )
             return
+
+
+def target_grams(targets: StyleTargets, scales: Sequence[float], device: torch.device) -> list[StyleGrams]:
+    """[style] -> {layer: (1, C, C)} from a targets file, at each style's scale."""
+    grams: list[StyleGrams] = []
+    for index, scale in enumerate(scales):
+        entry = next(e for e in targets.grams_for(index) if e.scale == scale)
+        grams.append({name: torch.from_numpy(entry.grams[name]).to(device)[None] for name in STYLE_LAYERS})
+    return grams
+
+
+def style_blend(config: StylizeConfig, n_styles: int) -> tuple[float, ...]:
+    weights = config.style_blend_weights or (1.0,) * n_styles
+    if len(weights) != n_styles:
+        raise ConfigError(
+            f"--style-blend-weights has {len(weights)} values for {n_styles} style(s); give one per style"
+        )
+    return normalized(weights)
+
+
+def style_scales(config: StylizeConfig, n_styles: int, targets: StyleTargets | None) -> tuple[float, ...]:
+    """One style scale per style; with targets, checked against the scales they hold."""
+    scales = config.style_scales
+    if targets is not None:
+        available = sorted({entry.scale for entry in targets.entries})
+        if scales is None and len(available) == 1:
+            scales = (available[0],)
+        scales = scales or (1.0,)
+        for index, scale in enumerate(scales * n_styles if len(scales) == 1 else scales):
+            if all(entry.scale != scale for entry in targets.grams_for(index)):
+                raise TargetsError(
+                    f"the targets have no Grams at style scale {scale:g} for style {index + 1} "
+                    f"(they have {', '.join(f'{s:g}' for s in available)}); pass --style-scales to pick one"
+                )
+    scales = scales or (1.0,)
+    if len(scales) == 1:
+        return scales * n_styles
+    if len(scales) != n_styles:
+        raise ConfigError(
+            f"--style-scales has {len(scales)} values for {n_styles} style(s); give one, or one per style"
+        )
+    return scales

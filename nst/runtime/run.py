@@ -4,20 +4,25 @@ best image so far, what each step reports, and the state a later run can resume 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from nst.errors import NSTError
-from nst.runtime.colors import preserve_colors
-from nst.runtime.config import Step, StylizeConfig, applied_options
+from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
+from nst.runtime.colors import preserve_colors_array
+from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import autocast, channels_last
-from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, optimize
+from nst.runtime.guides import stage_guides
+from nst.runtime.images import Rendered, resized, resized_pixels, to_array
+from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, Step, optimize
 from nst.runtime.mirror import VGGMirror
-from nst.runtime.objective import Objective, StyleGrams, reference_terms
+from nst.runtime.objective import Objective, StyleGrams, objective_terms
 from nst.runtime.optim import Optimizer, make_optimizer
 from nst.runtime.plan import Plan, Stage, initial_image
 from nst.runtime.state import RunState
@@ -28,20 +33,22 @@ if TYPE_CHECKING:
 
 
 class StylizeInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a stylization; carries the best image so far (at the output size) and,
-    when the run stopped between iterations, its state."""
+    """Ctrl-C during a stylization; carries the best image so far (at the output size; as
+    float pixels in `rendered`) and, when the run stopped between iterations, its state."""
 
-    def __init__(self, image: Image, iteration: int, state: RunState | None = None):
+    def __init__(
+        self, image: Image, iteration: int, state: RunState | None = None, *, rendered: Rendered | None = None
+    ):
         super().__init__(f"interrupted at iteration {iteration}")
-        self.image, self.iteration, self.state = image, iteration, state
+        self.image, self.iteration, self.state, self.rendered = image, iteration, state, rendered
 
 
 class StylizeDiverged(NSTError):
     """The loss stopped being finite; carries the best image seen before that."""
 
-    def __init__(self, message: str, image: Image | None, iteration: int):
+    def __init__(self, message: str, image: Image | None, iteration: int, *, rendered: Rendered | None = None):
         super().__init__(message)
-        self.image, self.iteration = image, iteration
+        self.image, self.iteration, self.rendered = image, iteration, rendered
 
 
 class Run:
@@ -77,7 +84,7 @@ class Run:
         self.reached = resume.iteration if resume is not None else 0  # the last iteration done
         self.boundary = False  # between iterations: the state is whole
 
-    def run(self) -> Image:
+    def run(self) -> Rendered:
         """Every stage in turn; the best image of the final stage, at the output size."""
         try:
             with GracefulInterrupt() as interrupt:
@@ -90,14 +97,17 @@ class Run:
             if kept is None:
                 raise
             state = self.state() if self.boundary and self.image is not None else None
-            raise StylizeInterrupted(self.render(kept), self.reached, state) from None
+            rendered = self.render(kept)
+            raise StylizeInterrupted(rendered.image, self.reached, state, rendered=rendered) from None
         except NonFiniteLoss as stop:
             kept = self.best.image if self.best.image is not None else self.previous.image
+            best = self.render(kept) if kept is not None else None
             raise StylizeDiverged(
                 f"{stop}; stopped and kept the best image before it. Lower the weights"
                 f"{' or --learning-rate' if self.config.optimizer == 'adam' else ', or try --optimizer adam'}",
-                self.render(kept) if kept is not None else None,
+                best.image if best is not None else None,
                 stop.iteration,
+                rendered=best,
             ) from None
         return self.render(self._kept())
 
@@ -125,8 +135,14 @@ class Run:
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = (image.detach().clone() if resumed else image.detach()).requires_grad_(True)
         precision, layout = autocast(self.device, self.config.precision), channels_last(self.device)
-        terms = reference_terms(self.model, content, style_grams, self.plan.blend, self.config,
-                                precision=precision, channels_last=layout)  # fmt: skip
+        regions = self.plan.regions
+        guides = (
+            stage_guides(regions, stage.size, self.model, style_layers=STYLE_LAYERS, content_layers=CONTENT_LAYERS)
+            if regions is not None
+            else None
+        )
+        terms = objective_terms(self.model, content, style_grams, self.plan.blend, self.config, precision=precision,
+                                channels_last=layout, guides=guides)  # fmt: skip
         objective = Objective(
             self.model,
             [*terms, *self.plan.extra_terms],
@@ -155,15 +171,17 @@ class Run:
 
         def on_step(iteration: int, total: float, values: dict[str, float]) -> None:
             elapsed = self.offset + time.perf_counter() - self.start
-            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed)
+            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed,
+                        preview=self._preview())  # fmt: skip
             self.history.append(step.row())
             self.reached, self.boundary = iteration, True
             if self.callback is not None:
                 every = self.config.checkpoint_iterations
                 if every is not None and iteration % every == 0 and iteration < self.config.iterations:
-                    snapshot = self.render(self.best.image) if self.best.image is not None else None
+                    snapshot = step.preview() if step.preview is not None else None  # the step's image, now
                     # The state shares the run's tensors: the callback saves it before the next step.
-                    step = dataclasses.replace(step, image=snapshot, state=self.state())
+                    image = snapshot.image if snapshot is not None else None
+                    step = dataclasses.replace(step, image=image, rendered=snapshot, state=self.state())
                 self.callback(step)
             interrupt.check()
 
@@ -194,23 +212,27 @@ class Run:
             nst_version=nst_version(),
         )
 
+    def _preview(self) -> Callable[[], Rendered] | None:
+        """`render` of the best image so far, to call later from any thread (each better iterate
+        replaces the tensor, never changes it in place); None before the first."""
+        kept = self.best.image
+        return functools.partial(self.render, kept) if kept is not None else None
+
     def _kept(self) -> torch.Tensor:
         # No finite loss was ever seen (a diverged run): keep the last iterate rather than nothing.
         assert self.image is not None
         return self.best.image if self.best.image is not None else self.image.detach()
 
-    def render(self, tensor: torch.Tensor) -> Image:
-        """A (1, 3, h, w) image as the output: clipped, rounded, at the full size, recoloured."""
-        from nst.runtime.images import from_array, resized
-
-        out = resized(from_array(tensor.detach().float().cpu().numpy()), self.full_size)
+    def render(self, tensor: torch.Tensor) -> Rendered:
+        """A (1, 3, h, w) image as the output: clipped, at the full size, recoloured; in float,
+        so that a 16-bit writer gets more than the 8-bit image (`Rendered.image`) holds."""
+        pixels = np.clip(tensor.detach().float().cpu().numpy()[0].transpose(1, 2, 0), 0.0, 255.0)  # (h, w, 3)
+        pixels = resized_pixels(pixels, self.full_size)
         if self.config.preserve_colors:
-            out = preserve_colors(out, self.plan.content, self.config.preserve_colors)
-        return out
+            pixels = preserve_colors_array(pixels, self.plan.content, self.config.preserve_colors)
+        return Rendered(np.clip(pixels, 0.0, 255.0).astype(np.float32))
 
 
 def image_tensor(image: Image, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """`image` resized to `size` (height, width) as (1, 3, H, W) 0-255 on `device`."""
-    from nst.runtime.images import resized, to_array
-
     return torch.from_numpy(to_array(resized(image, size))).to(device)  # (1, 3, H, W)

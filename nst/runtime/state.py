@@ -4,31 +4,28 @@ A state is written beside each checkpoint image (`out.0100.png` -> `out.0100.sta
 Ctrl-C, and read by `nst stylize --resume`. On the CPU, a resumed run writes the same bytes
 as the run that was never stopped.
 
-The file is an uncompressed `.npz` read with `allow_pickle=False`: `metadata` holds UTF-8
-JSON (format, versions, the config, what the run belongs to, counters, plain optimizer
-values, the loss history) and every tensor is its own float32 (or uint8) array.
+The file is nst's `.npz` + JSON container (`nst.container`): its metadata holds the nst
+version, the config, what the run belongs to, counters, plain optimizer values and the loss
+history, and every tensor is its own float32 (or uint8) array.
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nst.errors import StateError
-from nst.fileio import atomic_path
+from nst.container import Unreadable, read_container, write_container
+from nst.errors import StateError, option_name
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # loaded when a state is saved or read: `nst --help` stays light
 
 MAGIC = "nst.run-state"
 FORMAT_VERSION = 1
 STATE_SUFFIX = ".state"
-_METADATA = "metadata"
 
 
 def state_path(image_path: str | Path) -> Path:
@@ -66,10 +63,15 @@ class RunState:
         if content != self.content:
             raise StateError("the state comes from another content image; resume with the same CONTENT")
         if styles != self.styles:
+            if styles.split("|regions:")[0] == self.styles.split("|regions:")[0]:
+                raise StateError(
+                    "the state comes from a run with other regions (--style-mask, --labels, --content-mask, "
+                    "--style-region or --mask-mode); resume with the same masks"
+                )
             raise StateError("the state comes from other style images or targets; resume with the same styles")
         changed = sorted(k for k in set(config) | set(self.config) if config.get(k) != self.config.get(k))
         if changed:
-            names = ", ".join("--" + k.replace("_", "-") for k in changed)
+            names = ", ".join(option_name(k) for k in changed)
             raise StateError(f"the state comes from a run with other settings ({names}); leave them as they were")
 
 
@@ -87,8 +89,6 @@ def save_state(state: RunState, path: str | Path, *, overwrite: bool = True) -> 
         else:
             plain[key] = value
     meta = {
-        "magic": MAGIC,
-        "format": FORMAT_VERSION,
         "nst_version": state.nst_version,
         "config": state.config,
         "model": state.model,
@@ -103,10 +103,7 @@ def save_state(state: RunState, path: str | Path, *, overwrite: bool = True) -> 
         "optimizer_tensors": sorted(k for k, v in state.optimizer.items() if isinstance(v, torch.Tensor)),
         "history": state.history,
     }
-    arrays[_METADATA] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
-    return Path(path)
+    return write_container(path, magic=MAGIC, version=FORMAT_VERSION, meta=meta, arrays=arrays, overwrite=overwrite)
 
 
 def load_state(path: str | Path) -> RunState:
@@ -114,24 +111,10 @@ def load_state(path: str | Path) -> RunState:
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise StateError(f"state file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if _METADATA not in npz.files:
-                raise StateError(f"{path} is not an nst run state")
-            meta = json.loads(npz[_METADATA].tobytes().decode("utf-8"))
-            arrays = {name: npz[name] for name in npz.files if name != _METADATA}
-    except StateError:
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError) as exc:
-        raise StateError(
-            f"{path} is not a readable nst run state ({type(exc).__name__}); it may be truncated"
-        ) from None
-    if not isinstance(meta, dict) or meta.get("magic") != MAGIC:
-        raise StateError(f"{path} is not an nst run state")
-    if meta.get("format") != FORMAT_VERSION:
-        raise StateError(f"{path} has run-state format {meta.get('format')}, this nst reads {FORMAT_VERSION}")
+        meta, arrays = read_container(path, magic=MAGIC, version=FORMAT_VERSION)
+    except Unreadable as exc:
+        raise StateError(_UNREADABLE[exc.reason].format(path=path, detail=exc.detail)) from None
     try:
         optimizer = dict(meta["optimizer"])
         for key in meta["optimizer_tensors"]:
@@ -155,6 +138,17 @@ def load_state(path: str | Path) -> RunState:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"{path} is an incomplete nst run state ({exc!r})") from None
+
+
+# How each way a file can be unreadable is said, with {path} and {detail}.
+_UNREADABLE = {
+    "missing": "state file not found: {path}",
+    "not-container": "{path} is not a readable nst run state (not an .npz archive); it may be truncated",
+    "no-metadata": "{path} is not an nst run state",
+    "pickled": "{path} is not an nst run state (it holds pickled objects, which nst never loads)",
+    "corrupt": "{path} is not a readable nst run state ({detail}); it may be truncated",
+    "version": "{path} has run-state format {detail}, this nst reads " + str(FORMAT_VERSION),
+}
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:

@@ -1,30 +1,26 @@
 """The style-targets file: Gram matrices computed once (`nst.runtime.grams`), reused by stylize.
 
-`save_targets` / `load_targets` write and read it; stylize calls `StyleTargets.check_model`
-before it uses one. The file is an uncompressed `.npz` (a zip of `.npy` arrays, read with `allow_pickle=False`):
-`metadata` holds UTF-8 JSON (magic, format version, model hash, layers, sizes, sources,
-entries), and `entry<i>/<layer>` holds entry i's (C, C) float32 Gram of that layer.
+`save_targets` / `load_targets` write and read it; stylize calls `StyleTargets.check_targets`
+before it uses one. The file is nst's `.npz` + JSON container (`nst.container`): its metadata holds the model
+hash, layers, sizes, sources and entries, and `entry<i>/<layer>` holds entry i's (C, C)
+float32 Gram of that layer.
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from nst.container import Unreadable, read_container, write_container
 from nst.contract import ModelInfo
 from nst.errors import TargetsError
-from nst.fileio import atomic_path
 from nst.models.layers import STYLE_LAYERS
 
 MAGIC = "nst.style-targets"
 FORMAT_VERSION = 1
-_METADATA_KEY = "metadata"
-_ZIP_MAGIC = b"PK\x03\x04"
 _RECOMPUTE = "compute them again with `nst precompute-style STYLE... -m MODEL.onnx -o {path}`"
 
 
@@ -61,7 +57,7 @@ class StyleTargets:
     width: int | None = None  # the styles' width at scale 1, when sized relative to a content image
     scales: tuple[float, ...] = (1.0,)
 
-    def check_model(self, info: ModelInfo, layers: Iterable[str] | None = None) -> None:
+    def check_targets(self, info: ModelInfo, layers: Iterable[str] | None = None) -> None:
         """Raise TargetsError unless these targets were computed by a model like `info`
         (a `ModelInfo`) and hold a Gram for each of `layers` (default: the model's style layers)."""
         fix = f"compute them again with `nst precompute-style STYLE... -m {info.path}`"
@@ -99,8 +95,6 @@ def model_style_layers(info: ModelInfo) -> tuple[str, ...]:
 
 def _metadata(targets: StyleTargets) -> dict:
     return {
-        "magic": MAGIC,
-        "format": FORMAT_VERSION,
         "weights_sha256": targets.weights_sha256,
         "architecture": targets.architecture,
         "pooling": targets.pooling,
@@ -119,71 +113,38 @@ def _metadata(targets: StyleTargets) -> dict:
 
 def save_targets(targets: StyleTargets, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write `targets` to `path` atomically (the old file, if any, stays until the new is whole)."""
-    arrays: dict[str, np.ndarray] = {
-        _METADATA_KEY: np.frombuffer(json.dumps(_metadata(targets)).encode("utf-8"), dtype=np.uint8)
-    }
+    arrays: dict[str, np.ndarray] = {}
     for i, entry in enumerate(targets.entries):
         for layer in targets.layers:
             if layer not in entry.grams:
                 raise TargetsError(f"style entry {i} has no Gram for {layer}; cannot save incomplete targets")
             arrays[f"entry{i}/{layer}"] = np.ascontiguousarray(entry.grams[layer], dtype=np.float32)
-    # An open file, so that numpy does not append `.npz` to the name.
-    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
-    return Path(path)
+    return write_container(
+        path, magic=MAGIC, version=FORMAT_VERSION, meta=_metadata(targets), arrays=arrays, overwrite=overwrite
+    )
+
+
+# How each way a file can be unreadable is said, with {path}, {detail} and {fix}.
+_UNREADABLE = {
+    "missing": "style-targets file not found: {path}; create it with "
+    "`nst precompute-style STYLE... -m MODEL.onnx -o {path}`",
+    "not-container": "{path} is not a style-targets file; create one with `nst precompute-style`",
+    "no-metadata": "{path} is not a style-targets file (no nst metadata); create one with `nst precompute-style`",
+    "pickled": "{path} holds pickled objects, which nst never loads; {fix}",
+    "corrupt": "{path} is truncated or corrupt ({detail}); {fix}",
+    "version": "{path} has style-targets format {detail}, this nst reads format " + str(FORMAT_VERSION) + "; {fix}",
+}
 
 
 def load_targets(path: str | Path) -> StyleTargets:
     """Read and validate a style-targets file; every problem is a one-line TargetsError."""
     path = Path(path)
     fix = _RECOMPUTE.format(path=path)
-    if not path.is_file():
-        raise TargetsError(
-            f"style-targets file not found: {path}; create it with `nst precompute-style STYLE... -m MODEL.onnx -o {path}`"
-        )
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != _ZIP_MAGIC:
-        raise TargetsError(f"{path} is not a style-targets file; create one with `nst precompute-style`")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if _METADATA_KEY not in npz.files:
-                raise TargetsError(
-                    f"{path} is not a style-targets file (no nst metadata); create one with `nst precompute-style`"
-                )
-            meta = _parse_metadata(npz[_METADATA_KEY], path, fix)
-            arrays = {name: npz[name] for name in npz.files if name != _METADATA_KEY}
-    except TargetsError:
-        raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise TargetsError(f"{path} holds pickled objects, which nst never loads; {fix}") from None
-        raise TargetsError(f"{path} is truncated or corrupt ({_short(exc)}); {fix}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise TargetsError(f"{path} is truncated or corrupt ({_short(exc)}); {fix}") from None
+        meta, arrays = read_container(path, magic=MAGIC, version=FORMAT_VERSION)
+    except Unreadable as exc:
+        raise TargetsError(_UNREADABLE[exc.reason].format(path=path, detail=exc.detail, fix=fix)) from None
     return _targets_from(meta, arrays, path, fix)
-
-
-def _short(exc: Exception) -> str:
-    """An exception's text as a short single line, to quote inside a one-line error."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _parse_metadata(raw: np.ndarray, path: Path, fix: str) -> dict:
-    try:
-        meta = json.loads(raw.tobytes().decode("utf-8")) if raw.dtype == np.uint8 else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("magic") != MAGIC:
-        raise TargetsError(
-            f"{path} is not a style-targets file (no nst metadata); create one with `nst precompute-style`"
-        )
-    if meta.get("format") != FORMAT_VERSION:
-        raise TargetsError(
-            f"{path} has style-targets format {meta.get('format')}, this nst reads format {FORMAT_VERSION}; {fix}"
-        )
-    return meta
 
 
 def _targets_from(meta: dict, arrays: dict[str, np.ndarray], path: Path, fix: str) -> StyleTargets:

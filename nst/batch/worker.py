@@ -8,7 +8,6 @@ a session outlives a call: a worker process exists to hold one.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import socket
@@ -17,11 +16,18 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from nst.batch.jobs import BatchEvent, Job
 from nst.errors import NSTError, NSTWarning
-from nst.runtime.batch.jobs import BatchEvent, Job
-from nst.runtime.config import Step, StylizeConfig
+from nst.runtime.config import StylizeConfig
+from nst.runtime.icc import output_profile
+from nst.runtime.images import encode_image
+from nst.runtime.record import final_loss
+from nst.runtime.targets import load_targets
+
+if TYPE_CHECKING:
+    from nst.runtime.loop import Step  # torch: loaded with the session, not with the batch planner
 
 Report = Callable[[BatchEvent], None]
 
@@ -60,7 +66,6 @@ class Worker:
 
     def __init__(self, inputs: Inputs, *, device: str | None = None, threads: int | None = None):
         from nst.runtime.stylize import Stylizer
-        from nst.runtime.targets import load_targets
 
         self.inputs = inputs
         self.session = Stylizer(inputs.model, device=device, config=inputs.config, threads=threads)
@@ -69,10 +74,6 @@ class Worker:
     def run(self, job: Job, report: Report | None = None, *, every: float = 0.0) -> Outcome:
         """Stylize `job`; `report` gets its steps (at most one per `every` seconds, and the
         last). A bad image or option fails the job, not the batch: the error is returned."""
-        from nst.runtime.device import precision_name
-        from nst.runtime.images import encode_image
-        from nst.runtime.provenance import provenance
-
         start = time.perf_counter()
         rows: list[dict[str, Any]] = []
         last = [0.0]
@@ -82,14 +83,24 @@ class Worker:
             now = time.perf_counter()
             if report is not None and (now - last[0] >= every or step.iteration == step.iterations):
                 last[0] = now
-                report(BatchEvent("step", job.index, job.output, iteration=step.iteration, iterations=step.iterations,
-                                  loss=step.total, terms=dict(step.terms), elapsed=step.elapsed))  # fmt: skip
+                report(
+                    BatchEvent(
+                        "step",
+                        job.index,
+                        job.output,
+                        iteration=step.iteration,
+                        iterations=step.iterations,
+                        loss=step.total,
+                        terms=dict(step.terms),
+                        elapsed=step.elapsed,
+                    )
+                )
 
         outcome = Outcome(job.index, worker=worker_name())
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", NSTWarning)
-                image = self.session.stylize(
+                image = self.session.render(
                     job.content, styles=self.inputs.styles, targets=self.targets, config=job.config, callback=on_step
                 )
             for w in caught:  # nst's go to the caller; others stay where they are
@@ -97,12 +108,12 @@ class Worker:
                     outcome.warnings.append(str(w.message))
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            session, info = self.session, self.session.model.info
-            text = provenance(session.resolve(job.config), content=job.content, styles=self.inputs.styles,
-                              model=self.inputs.model, weights_sha256=info.weights_sha256, source_sha256=info.source_sha256,
-                              targets=self.inputs.targets, device=str(session.device),
-                              precision=precision_name(session.device, job.config.precision))  # fmt: skip
-            outcome.data = encode_image(image, job.output, text=text)
+            text = self.session.provenance(
+                job.config, content=job.content, styles=self.inputs.styles, targets=self.inputs.targets
+            )
+            bits = job.config.bit_depth
+            profile = output_profile(job.config.output_profile, job.content, bit_depth=bits)
+            outcome.data = encode_image(image, job.output, text=text, bit_depth=bits, profile=profile)
             outcome.loss = final_loss(rows)
         except NSTError as exc:
             outcome.error = str(exc)
@@ -111,15 +122,6 @@ class Worker:
         outcome.seconds = time.perf_counter() - start
         outcome.history = rows if self.inputs.history else []
         return outcome
-
-
-def final_loss(rows: list[dict[str, Any]]) -> float | None:
-    """The best total of the last stage (what the output image scored), None if not finite."""
-    if not rows:
-        return None
-    stage = rows[-1]["stage"]
-    loss = min(r["total"] for r in rows if r["stage"] == stage)
-    return loss if math.isfinite(loss) else None
 
 
 def set_threads(threads: int) -> None:

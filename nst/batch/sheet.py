@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nst.runtime.batch.jobs import format_value
+from nst.batch.jobs import format_value
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -68,8 +68,13 @@ def contact_sheet(results: Sequence[Any], *, style: str, cell: int = 192) -> Ima
     columns = {r.column: column_label(r.parameters, style) for r in results}
     measure = ImageDraw.Draw(PILImage.new("RGB", (1, 1)))
     widest = max((measure.textlength(name, font=font) for name in rows.values()), default=0)
-    layout = Layout(max(rows) + 1, max(columns) + 1, cell, int(min(widest, 2 * cell)) + MARGIN,
-                    max(len(lines) for lines in columns.values()))  # fmt: skip
+    layout = Layout(
+        max(rows) + 1,
+        max(columns) + 1,
+        cell,
+        int(min(widest, 2 * cell)) + MARGIN,
+        max(len(lines) for lines in columns.values()),
+    )
     sheet = PILImage.new("RGB", layout.size, BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for (row, column), image in images.items():

@@ -1,6 +1,6 @@
-"""Many images at once: `stylize_batch` stylizes content images (with a sweep of parameter
-sets) in this process, in worker processes, or on a Ray cluster, and writes each output
-atomically as it finishes, with a line in the folder's manifest.
+"""`stylize_batch`: stylize content images (with a sweep of parameter sets) in this process, in
+worker processes, or on a Ray cluster, and write each output atomically as it finishes, with a
+line in the folder's manifest.
 
 The model loads once per process and the style Grams are computed once per size (a
 `Stylizer` per process). Outputs that exist are skipped, so running a batch again finishes
@@ -12,28 +12,29 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nst.batch.execution import Execution
+from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_jobs, parameter_sets, style_label
+from nst.batch.local import OnEvent, OnOutcome, run_pool, run_sequential
+from nst.batch.manifest import MANIFEST, Manifest
+from nst.batch.worker import Inputs, Outcome
+from nst.contract import ModelInfo, load_onnx, model_info
 from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
-from nst.runtime.batch.jobs import (
-    DEFAULT_NAME,
-    BatchEvent,
-    Job,
-    expand_contents,
-    make_jobs,
-    parameter_sets,
-    style_label,
-)
-from nst.runtime.batch.manifest import MANIFEST, Manifest
-from nst.runtime.batch.worker import Inputs, Outcome
+from nst.export.cached import resolve_model
+from nst.fileio import atomic_path, check_writable
+from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig, applied_options
+from nst.runtime.loss_scale import resolve_loss_scale
+from nst.runtime.ort_extractor import check_provider
+from nst.runtime.targets import load_targets
 
 Status = Literal["ok", "skipped", "failed"]
 
-__all__ = ["MANIFEST", "BatchEvent", "BatchInterrupted", "BatchResult", "Job", "stylize_batch"]
+__all__ = ["BatchInterrupted", "BatchResult", "stylize_batch"]
 
 
 @dataclass(frozen=True)
@@ -74,42 +75,34 @@ def stylize_batch(
     sweep: Mapping[str, Sequence[Any]] | None = None,
     name: str = DEFAULT_NAME,
     overwrite: bool = False,
-    workers: int | None = None,
-    ray: bool | str | None = None,
-    cpus_per_task: int = 1,
-    retries: int = 2,
+    execution: Execution = Execution(),
     history: bool = False,
-    callback: Callable[[BatchEvent], None] | None = None,
+    callback: OnEvent | None = None,
 ) -> list[BatchResult]:
     """Stylize every content image (files, folders, globs) with `styles` or `targets`, once
     per parameter set of `sweep` ({"style_weight": [50, 500]}: the Cartesian product), into
     `outdir` under `name` (see `jobs.make_jobs` for its fields). Returns one result per
     output, in order (contents, then parameter sets).
 
-    `workers`: processes on this machine (default: 1 on the CPU, one per GPU on CUDA), each
-    with its share of the cores as its thread count. `ray`: run on Ray instead (True or
-    "local": a local instance, unless Ray is initialised already; or an address such as
-    "ray://host:10001" or "auto"), `cpus_per_task` CPUs per task off GPU nodes, each task
-    retried `retries` times if its worker dies. `history` keeps every step's losses in the
-    results. `callback` gets a `BatchEvent` per output planned, step and output done. Ctrl-C
-    raises `BatchInterrupted` with the results so far.
+    `execution` says where the jobs run (this process, local workers, Ray). `history` keeps
+    every step's losses in the results. `callback` gets a `BatchEvent` per output planned,
+    step and output done. Ctrl-C raises `BatchInterrupted` with the results so far.
     """
     outdir = Path(outdir)
-    if workers is not None and ray not in (None, False):
-        raise ConfigError("give --workers or --ray, not both (Ray decides how many tasks run at once)")
     style_paths = tuple(Path(s) for s in styles)
     target_path = Path(targets) if targets is not None else None
     _check_styles(style_paths, target_path)
-    if ray in (None, False) and config.provider not in ("auto", "cpu"):
-        from nst.runtime.ort_extractor import resolve_providers
-
-        resolve_providers(config.provider)  # one that cannot run here fails once, before any work
-    sets = parameter_sets(sweep, config)
-    jobs = make_jobs(expand_contents(contents, exclude=outdir), sets, config, name=name,
-                     style=style_label(style_paths, target_path))  # fmt: skip
-    model_path = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
+    if execution.ray is None:
+        check_provider(config.provider)  # one that cannot run here fails once, before any work
+    found, sets = expand_contents(contents, exclude=outdir), parameter_sets(sweep, config)
+    label = style_label(style_paths, target_path)
+    jobs = make_jobs(found, sets, config, name=name, style=label)  # the names checked before the model loads
+    model_path, info = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
+    # Loss scale auto resolved by the model, as `nst stylize` does: the names, the manifest and
+    # the workers then have the scale and weights each output is made with.
+    jobs = make_jobs(found, sets, config, name=name, style=label, resolve=lambda c: resolve_loss_scale(c, info))
     manifest = _open_folder(outdir)
-    report = callback or (lambda event: None)
+    report: OnEvent = callback or (lambda event: None)
     results: dict[int, BatchResult] = {}
     to_run: list[Job] = []
     for job in jobs:
@@ -118,7 +111,6 @@ def stylize_batch(
         else:
             to_run.append(job)
     report(BatchEvent("planned", outputs=len(jobs), to_run=len(to_run)))
-    inputs = Inputs(model_path, config, style_paths, target_path, history)
 
     def on_outcome(job: Job, outcome: Outcome) -> None:
         result = _write(job, outcome, outdir, overwrite=overwrite)
@@ -130,31 +122,35 @@ def stylize_batch(
 
     try:
         if to_run:
-            _run(to_run, inputs, config=config, workers=workers, ray=ray, cpus_per_task=cpus_per_task,
-                 retries=retries, on_event=report, on_outcome=on_outcome)  # fmt: skip
+            inputs = Inputs(model_path, config, style_paths, target_path, history)
+            _run(to_run, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome)
     except KeyboardInterrupt:
         raise BatchInterrupted([results[job.index] for job in jobs if job.index in results]) from None
     return [results[job.index] for job in jobs]
 
 
-def _run(jobs: list[Job], inputs: Inputs, *, config: StylizeConfig, workers: int | None, ray: bool | str | None,
-         cpus_per_task: int, retries: int, on_event: Any, on_outcome: Any) -> None:  # fmt: skip
-    if ray not in (None, False):
-        from nst.runtime.batch.cluster import LOCAL, run_ray
+def _run(
+    jobs: list[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+) -> None:
+    if execution.ray is not None:
+        from nst.batch.cluster import run_ray
 
-        address = LOCAL if ray is True else str(ray)
-        run_ray(jobs, inputs, address=address, cpus_per_task=cpus_per_task, retries=retries, device=config.device,
-                on_event=on_event, on_outcome=on_outcome)  # fmt: skip
+        run_ray(jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome)
         return
-    from nst.runtime.batch.local import run_pool, run_sequential
-
-    devices = local_devices(config.device)
-    count = min(workers or len(devices), len(jobs))
+    devices = local_devices(device)
+    count = min(execution.workers or len(devices), len(jobs))
     if count <= 1:
         run_sequential(jobs, inputs, device=devices[0], on_event=on_event, on_outcome=on_outcome)
     else:
-        run_pool(jobs, inputs, workers=count, threads=threads_per_worker(count), devices=devices,
-                 on_event=on_event, on_outcome=on_outcome)  # fmt: skip
+        run_pool(
+            jobs,
+            inputs,
+            workers=count,
+            threads=threads_per_worker(count),
+            devices=devices,
+            on_event=on_event,
+            on_outcome=on_outcome,
+        )
 
 
 def local_devices(device: str) -> list[str]:
@@ -189,33 +185,31 @@ def _check_styles(styles: tuple[Path, ...], targets: Path | None) -> None:
             raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
 
 
-def _check_model(model: str | Path | None, config: StylizeConfig, configs: list[StylizeConfig],
-                 styles: tuple[Path, ...], targets: Path | None) -> Path:  # fmt: skip
-    """The model's path, and every check that would fail each output alike, made once now:
-    the model opens, the targets belong to it, the styles match the blend and scales."""
-    from nst.contract import load_onnx, model_info
-    from nst.export.cached import resolve_model
-    from nst.models.layers import STYLE_LAYERS
-    from nst.runtime.stylize import style_blend, style_scales
+def _check_model(
+    model: str | Path | None,
+    config: StylizeConfig,
+    configs: list[StylizeConfig],
+    styles: tuple[Path, ...],
+    targets: Path | None,
+) -> tuple[Path, ModelInfo]:
+    """The model's path and metadata, and every check that would fail each output alike, made
+    once now: the model opens, the targets belong to it, the styles match the blend and scales."""
+    from nst.runtime.plan import style_blend, style_scales
 
     path = resolve_model(model, pooling=config.pooling)
     info = model_info(load_onnx(path), path)
     loaded = None
     if targets is not None:
-        from nst.runtime.targets import load_targets
-
         loaded = load_targets(targets)
-        loaded.check_model(info, layers=STYLE_LAYERS)
+        loaded.check_targets(info, layers=STYLE_LAYERS)
     count = len(loaded.sources) if loaded is not None else len(styles)
     for each in {c.replace(seed=None) for c in configs}:
         style_blend(each, count)
         style_scales(each, count, loaded)
-    return path
+    return path, info
 
 
 def _open_folder(outdir: Path) -> Manifest:
-    from nst.fileio import check_writable
-
     if outdir.exists() and not outdir.is_dir():
         raise OutputError(f"{outdir} is a file; give a folder for the outputs")
     try:
@@ -230,18 +224,23 @@ def _skipped(job: Job, outdir: Path, manifest: Manifest, styles: tuple[Path, ...
     """An output that exists: as the manifest last recorded it (a line is added if it has none)."""
     before = manifest.records.get(job.output)
     made = before is not None and before.get("status") == "ok"
-    result = BatchResult(outdir / job.output, job.content, "skipped", job.row, job.column, job.parameters,
-                         before["seed"] if made and before else job.config.seed,
-                         loss=before.get("loss") if made and before else None,
-                         seconds=before.get("seconds") if made and before else None)  # fmt: skip
+    result = BatchResult(
+        outdir / job.output,
+        job.content,
+        "skipped",
+        job.row,
+        job.column,
+        job.parameters,
+        before["seed"] if made and before else job.config.seed,
+        loss=before.get("loss") if made and before else None,
+        seconds=before.get("seconds") if made and before else None,
+    )
     if not made:
         manifest.append(_record(result, job, styles, targets))
     return result
 
 
 def _write(job: Job, outcome: Outcome, outdir: Path, *, overwrite: bool) -> BatchResult:
-    from nst.fileio import atomic_path
-
     path, error = outdir / job.output, outcome.error
     if outcome.data is not None:
         try:
@@ -250,9 +249,21 @@ def _write(job: Job, outcome: Outcome, outdir: Path, *, overwrite: bool) -> Batc
         except OutputError as exc:
             error = str(exc)
     loss = outcome.loss if outcome.loss is not None and math.isfinite(outcome.loss) else None
-    return BatchResult(path, job.content, "failed" if error else "ok", job.row, job.column, job.parameters,
-                       job.config.seed, loss=loss, seconds=outcome.seconds, error=error, worker=outcome.worker,
-                       history=tuple(outcome.history), warnings=tuple(outcome.warnings))  # fmt: skip
+    return BatchResult(
+        path,
+        job.content,
+        "failed" if error else "ok",
+        job.row,
+        job.column,
+        job.parameters,
+        job.config.seed,
+        loss=loss,
+        seconds=outcome.seconds,
+        error=error,
+        worker=outcome.worker,
+        history=tuple(outcome.history),
+        warnings=tuple(outcome.warnings),
+    )
 
 
 def _record(result: BatchResult, job: Job, styles: tuple[Path, ...], targets: Path | None) -> dict[str, Any]:

@@ -19,12 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nst.batch.execution import RAY_LOCAL, Execution
+from nst.batch.jobs import Job
+from nst.batch.local import OnEvent, OnOutcome
+from nst.batch.worker import Inputs, Outcome, Worker, run_guarded, set_threads
 from nst.errors import ConfigError, OutputError
-from nst.runtime.batch.jobs import Job
-from nst.runtime.batch.local import OnEvent, OnOutcome
-from nst.runtime.batch.worker import Inputs, Outcome, Worker, run_guarded, set_threads
-
-LOCAL = "local"  # --ray without an address: start Ray here (or join RAY_ADDRESS's cluster)
 
 
 def import_ray() -> Any:
@@ -68,15 +67,17 @@ def shared_inputs(inputs: Inputs) -> Shared:
     return Shared(hashlib.sha256(identity.encode()).hexdigest()[:16], model, styles, targets, inputs)
 
 
-def run_ray(jobs: Sequence[Job], inputs: Inputs, *, address: str | None, cpus_per_task: int, retries: int,
-            device: str, on_event: OnEvent, on_outcome: OnOutcome) -> None:  # fmt: skip
-    """Every job as a Ray task on the cluster at `address` (None or "local": a local
-    instance, unless Ray is initialised already). GPU nodes: one GPU per task; else
-    `cpus_per_task` CPUs, and as many threads."""
+def run_ray(
+    jobs: Sequence[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+) -> None:
+    """Every job as a Ray task on the cluster at `execution.ray` (RAY_LOCAL: a local instance,
+    unless Ray is initialised already). GPU nodes: one GPU per task; else
+    `execution.cpus_per_task` CPUs, and as many threads."""
     ray = import_ray()
+    address = execution.ray
     started = False
     if not ray.is_initialized():
-        local = address in (None, LOCAL)
+        local = address in (None, RAY_LOCAL)
         # A new local instance, quiet and without a dashboard; Ray refuses those options when
         # it joins a cluster (an address, or $RAY_ADDRESS).
         fresh = local and not os.environ.get("RAY_ADDRESS")
@@ -91,17 +92,25 @@ def run_ray(jobs: Sequence[Job], inputs: Inputs, *, address: str | None, cpus_pe
             raise ConfigError(f"--ray: could not {where} ({_first_line(exc)})") from None
         started = True
     try:
-        _run(ray, jobs, inputs, cpus_per_task=cpus_per_task, retries=retries, device=device,
-             on_event=on_event, on_outcome=on_outcome)  # fmt: skip
+        _run(ray, jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome)
     finally:
         if started:
             ray.shutdown()
 
 
-def _run(ray: Any, jobs: Sequence[Job], inputs: Inputs, *, cpus_per_task: int, retries: int, device: str,
-         on_event: OnEvent, on_outcome: OnOutcome) -> None:  # fmt: skip
+def _run(
+    ray: Any,
+    jobs: Sequence[Job],
+    inputs: Inputs,
+    execution: Execution,
+    *,
+    device: str,
+    on_event: OnEvent,
+    on_outcome: OnOutcome,
+) -> None:
     from ray.util.queue import Queue
 
+    cpus_per_task, retries = execution.cpus_per_task, execution.retries
     resources = ray.cluster_resources()
     gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 0)
     if device.startswith("cuda") and not gpus:
@@ -173,8 +182,9 @@ def _first_line(exc: BaseException) -> str:
 _SESSIONS: dict[str, Worker] = {}  # this worker process's session, by Shared.key
 
 
-def _ray_task(job: Job, content: bytes, key: str, shared_ref: list[Any], device: str, threads: int,
-              events: Any) -> Outcome:  # fmt: skip
+def _ray_task(
+    job: Job, content: bytes, key: str, shared_ref: list[Any], device: str, threads: int, events: Any
+) -> Outcome:
     """One output on a Ray worker: the content's bytes in, the encoded output back. The
     shared inputs come in a list, so that Ray does not fetch them for every task."""
     set_threads(threads)

@@ -17,23 +17,32 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from nst.runtime.batch.jobs import BatchEvent, Job
-from nst.runtime.batch.worker import Inputs, Outcome, Worker, run_pool_job, start_pool_worker
+from nst.batch.jobs import BatchEvent, Job
+from nst.batch.worker import Inputs, Outcome, Worker, run_pool_job, start_pool_worker
 
 OnEvent = Callable[[BatchEvent], None]
 OnOutcome = Callable[[Job, Outcome], None]
 
 
-def run_sequential(jobs: Sequence[Job], inputs: Inputs, *, device: str, on_event: OnEvent,
-                   on_outcome: OnOutcome) -> None:  # fmt: skip
+def run_sequential(
+    jobs: Sequence[Job], inputs: Inputs, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+) -> None:
     """Every job in this process, with one session."""
     worker = Worker(inputs, device=device)
     for job in jobs:
         on_outcome(job, worker.run(job, on_event))
 
 
-def run_pool(jobs: Sequence[Job], inputs: Inputs, *, workers: int, threads: int, devices: Sequence[str],
-             on_event: OnEvent, on_outcome: OnOutcome) -> None:  # fmt: skip
+def run_pool(
+    jobs: Sequence[Job],
+    inputs: Inputs,
+    *,
+    workers: int,
+    threads: int,
+    devices: Sequence[str],
+    on_event: OnEvent,
+    on_outcome: OnOutcome,
+) -> None:
     """The jobs over `workers` spawned processes with `threads` threads each; worker i runs
     on devices[i % len(devices)] (one GPU each on CUDA)."""
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
@@ -41,8 +50,12 @@ def run_pool(jobs: Sequence[Job], inputs: Inputs, *, workers: int, threads: int,
     slots: Any = context.Queue()
     for slot in range(workers):
         slots.put(slot)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_pool_worker,
-                               initargs=(inputs, threads, tuple(devices), slots, events))  # fmt: skip
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=start_pool_worker,
+        initargs=(inputs, threads, tuple(devices), slots, events),
+    )
     try:
         futures: dict[Future[Outcome], Job] = {pool.submit(run_pool_job, job): job for job in jobs}
         pending = set(futures)

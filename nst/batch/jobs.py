@@ -9,13 +9,14 @@ import glob
 import itertools
 import string
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nst.errors import ConfigError, ImageError
-from nst.runtime.config import RULES, StylizeConfig, applied_options, choices, option_name
+from nst.errors import ConfigError, ImageError, option_name
+from nst.runtime.config import RULES, StylizeConfig, applied_options, choices
+from nst.runtime.images import check_output, output_format
 
 # What a folder or a glob contributes: files Pillow reads as images, by extension.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -23,8 +24,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 # Options a sweep cannot vary: one network and pooling per batch, one device and one
 # onnxruntime provider (a worker's session is made once), and options that name files or
 # hold a list (their values contain commas).
-NOT_SWEPT = ("pooling", "device", "provider", "initial", "checkpoint_iterations", "style_scales",
-             "style_blend_weights")  # fmt: skip
+NOT_SWEPT = ("pooling", "device", "provider", "initial", "checkpoint_iterations", "style_scales", "style_blend_weights",
+             "style_masks", "labels", "content_mask", "style_regions")  # fmt: skip
 
 DEFAULT_NAME = "{content}-{style}.png"
 
@@ -69,8 +70,14 @@ def expand_contents(items: Sequence[str | Path], *, exclude: Path | None = None)
     outside = exclude.resolve() if exclude is not None else None
 
     def images(paths: Sequence[Path]) -> list[Path]:
-        return [p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-                and (outside is None or p.resolve().parent != outside)]  # fmt: skip
+        return [
+            p
+            for p in paths
+            if p.is_file()
+            and p.suffix.lower() in IMAGE_SUFFIXES
+            and not p.name.startswith(".")
+            and (outside is None or p.resolve().parent != outside)
+        ]
 
     for item in items:
         path = Path(item)
@@ -109,8 +116,11 @@ def sweep_field(name: str) -> str:
 def sweepable() -> list[str]:
     """The config fields a sweep may vary: numbers and choices."""
     hints = typing.get_type_hints(StylizeConfig)
-    return [f.name for f in dataclasses.fields(StylizeConfig)
-            if f.name not in NOT_SWEPT and (f.name in RULES or choices(hints[f.name]))]  # fmt: skip
+    return [
+        f.name
+        for f in dataclasses.fields(StylizeConfig)
+        if f.name not in NOT_SWEPT and (f.name in RULES or choices(hints[f.name]))
+    ]
 
 
 def parameter_sets(sweep: Mapping[str, Sequence[Any]] | None, config: StylizeConfig) -> list[dict[str, Any]]:
@@ -150,15 +160,21 @@ def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def make_jobs(contents: Sequence[Path], sets: Sequence[dict[str, Any]], config: StylizeConfig, *, name: str,
-              style: str) -> list[Job]:  # fmt: skip
+def make_jobs(
+    contents: Sequence[Path],
+    sets: Sequence[dict[str, Any]],
+    config: StylizeConfig,
+    *,
+    name: str,
+    style: str,
+    resolve: Callable[[StylizeConfig], StylizeConfig] | None = None,
+) -> list[Job]:
     """One job per (content, parameter set), named by the template `name`. Its fields:
     {content} (the file's stem), {parent} (its folder's name), {style} (the styles' stems
     joined with +, or the targets file's), and any option by name ({style-weight} or
     {style_weight}). Swept options that `name` leaves out are added to the stem
-    (`-style-weight=500`), so that every output has a name of its own."""
-    from nst.runtime.images import output_format
-
+    (`-style-weight=500`), so that every output has a name of its own. `resolve` completes
+    each job's config for the model (loss scale auto) before it is named."""
     used = _template_fields(name)
     if "/" in name or "\\" in name:
         raise ConfigError(f"--name {name!r} must be a file name (outputs go in the output folder), without / or \\")
@@ -167,13 +183,18 @@ def make_jobs(contents: Sequence[Path], sets: Sequence[dict[str, Any]], config: 
     for row, content in enumerate(contents):
         for column, params in enumerate(sets):
             job_config = config.replace(**params)
+            if resolve is not None:
+                job_config = resolve(job_config)
+            check_output(name, bit_depth=job_config.bit_depth, embed_profile=job_config.output_profile == "content")
             values: dict[str, Any] = {"content": content.stem, "parent": content.resolve().parent.name, "style": style}
             for key, value in applied_options(job_config).items():
                 values[key] = values[key.replace("_", "-")] = _Value(value)
             unknown = sorted(used - set(values))
             if unknown:
-                raise ConfigError(f"--name {name!r}: no field {{{unknown[0]}}}; use {{content}}, {{parent}}, "
-                                  "{style} or an option's name such as {style-weight}")  # fmt: skip
+                raise ConfigError(
+                    f"--name {name!r}: no field {{{unknown[0]}}}; use {{content}}, {{parent}}, "
+                    "{style} or an option's name such as {style-weight}"
+                )
             try:
                 text = name.format(**values)
             except (ValueError, IndexError, KeyError) as exc:

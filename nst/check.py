@@ -1,5 +1,5 @@
 """`check_model`: run an exported extractor in each runtime and compare every output with a
-float32 PyTorch mirror, built from the source `.mat` when given (so that a graph that does
+float32 PyTorch mirror, built from the source weights file when given (so that a graph that does
 not hold its weights is caught), else from the model's own weights.
 
 Errors are measured as max |output - reference| and as that over max |reference| (relative
@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from nst.contract import INPUT_NAME, MEAN_PIXEL, ModelInfo, gram_output, load_onnx, model_info, param_name
 from nst.errors import ConfigError, ImageError, WeightsError
+from nst.fileio import file_sha256
+from nst.runtime.config import RULES, Rule, check
 
 if TYPE_CHECKING:
     import onnx
@@ -48,11 +50,9 @@ class CheckConfig:
     provider: CheckProvider = "cpu"  # onnxruntime's execution provider
     image: Path | None = None  # None: the examples' chelsea.jpg, else seeded noise
     size: tuple[int, int] | None = None  # (height, width); None: a static graph's, else DEFAULT_SIZE
-    weights: Path | None = None  # the source .mat: the reference is built from it
+    weights: Path | None = None  # the source weights file: the reference is built from it
 
     def __post_init__(self) -> None:
-        from nst.runtime.config import RULES, Rule, check
-
         check(self, {**RULES, "size": Rule(16, 30_000)})  # each side; no "0: as it is" here
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise ConfigError(f"--size must be HxW, not {self.size!r}")
@@ -229,21 +229,24 @@ def _reference(info: ModelInfo, weights: Path | None, image: np.ndarray) -> tupl
 
 
 def _source_tensors(info: ModelInfo, weights: Path) -> dict[str, Any]:
-    """The mirror's tensors from the `.mat` the model was exported from (its hash must match)."""
+    """The mirror's tensors from the weights file the model was exported from (its hash must
+    match), read with the input convention its export recorded."""
     import torch
 
-    from nst.models.matconvnet import read_matconvnet
-    from nst.models.weights import sha256_file
+    from nst.models.convention import LAYOUTS, LayoutChoice
+    from nst.models.readers import read_weights
 
     if not Path(weights).is_file():
         raise WeightsError(f"weights file not found: {weights}")
-    digest = sha256_file(weights)
+    digest = file_sha256(weights)
     if digest != info.source_sha256:
         raise WeightsError(
             f"{weights} (sha256 {digest[:12]}) is not the file {info.path} was exported from "
-            f"(sha256 {info.source_sha256[:12]}); pass that .mat"
+            f"(sha256 {info.source_sha256[:12]}); pass that .{info.weights_format}"
         )
-    vgg = read_matconvnet(weights, swap_kernel_axes=info.kernel_axes == "wh", sha256=digest)
+    given = info.layout_source == "option" and info.weights_layout in LAYOUTS  # else detected again, as it was
+    layout = cast("LayoutChoice", info.weights_layout) if given else "auto"
+    vgg = read_weights(weights, layout=layout, swap_kernel_axes=info.kernel_axes == "wh", sha256=digest)
     tensors = {MEAN_PIXEL: torch.from_numpy(vgg.mean_pixel.astype(np.float32).reshape(1, 3, 1, 1))}
     for name, (kernel, bias) in vgg.convs.items():
         tensors[param_name(name, "weight")] = torch.from_numpy(kernel.astype(np.float32))
