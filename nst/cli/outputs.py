@@ -88,5 +88,9 @@ def save_final(image: OutputImage, path: Path, *, overwrite: bool, encoding: Enc
         encoding.save(image, path, overwrite=overwrite)
     except OutputError as exc:
         fallback = fallback_path(path)
-        encoding.save(image, fallback, overwrite=True)
+        try:
+            encoding.save(image, fallback, overwrite=True)
+        except OutputError:
+            fallback.unlink(missing_ok=True)  # the temporary folder is full too: no empty file left there
+            raise exc from None
         raise OutputError(f"{exc}; the image was saved to {fallback} instead") from None
