@@ -50,9 +50,10 @@ def test_a_file_that_appears_meanwhile_is_never_replaced_without_overwrite(tmp_p
         return real_chmod(path, mode)
 
     monkeypatch.setattr(fileio.os, "chmod", other_process_finishes)
-    with pytest.raises(OutputError, match=r"out\.png exists; pass --overwrite to replace it"), atomic_path(
-        target, overwrite=False
-    ) as tmp:
+    with (
+        pytest.raises(OutputError, match=r"out\.png exists; pass --overwrite to replace it"),
+        atomic_path(target, overwrite=False) as tmp,
+    ):
         tmp.write_bytes(b"this run's image")
     assert target.read_bytes() == b"the other run's image"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
