@@ -51,13 +51,22 @@ def _acquire(lock: Any, path: Path, timeout: float) -> bool:
     """Try to take `lock` for up to `timeout` seconds; whether it was taken."""
     import filelock
 
-    try:
-        lock.acquire(timeout=timeout, poll_interval=min(0.05, max(timeout, 0.001)))
-    except filelock.Timeout:
-        return False
-    except OSError as exc:
-        raise OutputError(f"cannot use the lock file {path} ({exc.strerror or exc})") from None
-    return True
+    for attempt in range(2):
+        try:
+            lock.acquire(timeout=timeout, poll_interval=min(0.05, max(timeout, 0.001)))
+        except filelock.Timeout:
+            return False
+        except FileNotFoundError as exc:
+            if attempt:
+                raise OutputError(f"cannot use the lock file {path} ({exc.strerror or exc})") from None
+            # Its folder went away (a batch removes its empty claims folder at the end): again.
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot use the lock file {path} ({exc.strerror or exc})") from None
+        else:
+            return True
+    return False
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ def shared_inputs(inputs: Inputs) -> Shared:
 
 
 def run_ray(
-    jobs: Sequence[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+    jobs: Iterable[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
 ) -> None:
     """Every job as a Ray task on the cluster at `execution.ray` (RAY_LOCAL: a local instance,
     unless Ray is initialised already). GPU nodes: one GPU per task; else
@@ -100,7 +100,7 @@ def run_ray(
 
 def _run(
     ray: Any,
-    jobs: Sequence[Job],
+    jobs: Iterable[Job],
     inputs: Inputs,
     execution: Execution,
     *,
@@ -126,12 +126,16 @@ def _run(
     events = Queue(actor_options={"num_cpus": 0})
     slots = int(gpus if use_gpu else cpus // cpus_per_task)
     in_flight = max(2, 2 * slots)  # enough to keep every slot busy; the rest wait here, not in the object store
-    todo = list(jobs)
+    todo = iter(jobs)  # taken as slots free up: taking one may claim its output
     pending: dict[Any, Job] = {}
+    more = True
     try:
-        while todo or pending:
-            while todo and len(pending) < in_flight:
-                job = todo.pop(0)
+        while more or pending:
+            while more and len(pending) < in_flight:
+                job = next(todo, None)
+                if job is None:
+                    more = False
+                    break
                 try:
                     data = job.content.read_bytes()
                 except OSError as exc:

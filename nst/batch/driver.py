@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nst.batch.claims import ClaimedJobs, Claims, run_claimed
 from nst.batch.execution import Execution
 from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_jobs, parameter_sets, style_label
 from nst.batch.local import OnEvent, OnOutcome, run_pool, run_sequential
@@ -111,26 +112,61 @@ def stylize_batch(
         else:
             to_run.append(job)
     report(BatchEvent("planned", outputs=len(jobs), to_run=len(to_run)))
+    claims, started = Claims(outdir), time.time()
 
     def on_outcome(job: Job, outcome: Outcome) -> None:
-        result = _write(job, outcome, outdir, overwrite=overwrite)
-        manifest.append(_record(result, job, style_paths, target_path))
+        try:
+            result = _write(job, outcome, outdir, overwrite=overwrite)
+            manifest.append(_record(result, job, style_paths, target_path))
+        finally:
+            claims.release(job.output)
         results[job.index] = result
         for message in outcome.warnings:
             warnings.warn(f"{job.content.name}: {message}", NSTWarning, stacklevel=2)
         report(BatchEvent("done", job.index, result=result))
 
+    def made_elsewhere(job: Job) -> None:
+        results[job.index] = _skipped(job, outdir, manifest.reload(), style_paths, target_path)
+        report(BatchEvent("done", job.index, result=results[job.index]))
+
+    inputs = Inputs(model_path, config, style_paths, target_path, history)
     try:
-        if to_run:
-            inputs = Inputs(model_path, config, style_paths, target_path, history)
-            _run(to_run, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome)
+        run_claimed(
+            to_run,
+            claims,
+            lambda claimed: _run(
+                claimed, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome
+            ),
+            made=lambda job: _made_since(outdir / job.output, started if overwrite else None),
+            on_made=made_elsewhere,
+            on_busy=lambda count: warnings.warn(_busy(count, outdir), NSTWarning, stacklevel=2),
+        )
     except KeyboardInterrupt:
         raise BatchInterrupted([results[job.index] for job in jobs if job.index in results]) from None
+    finally:
+        claims.release_all()
     return [results[job.index] for job in jobs]
 
 
+def _made_since(path: Path, since: float | None) -> bool:
+    """Whether `path` exists (and was written at `since` or later, when given): made by
+    another batch on the same folder while this one ran."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return False
+    return since is None or mtime >= since - 1.0  # file systems' clocks are coarse
+
+
+def _busy(count: int, outdir: Path) -> str:
+    return (
+        f"another nst process is making {count} output(s) in {outdir}; this batch waits for it and "
+        "makes any it leaves unmade"
+    )
+
+
 def _run(
-    jobs: list[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+    jobs: ClaimedJobs, inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
 ) -> None:
     if execution.ray is not None:
         from nst.batch.cluster import run_ray
