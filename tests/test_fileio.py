@@ -87,3 +87,27 @@ def test_a_full_disk_at_the_sync_or_the_probe(tmp_path, monkeypatch):
     assert str(info.value) == (
         f"cannot write in folder {tmp_path}: the disk is full (ENOSPC); free some space or choose another output path"
     )
+
+
+@pytest.mark.slow
+def test_two_runs_writing_the_same_output_leave_one_whole_file(vgg19_onnx, tmp_path):
+    import json
+
+    from odd_files import rgb
+    from PIL import Image
+
+    from processes import Nst
+
+    content, style, out = (
+        rgb(tmp_path / "c.png", 40, 32, seed=1),
+        rgb(tmp_path / "s.png", 36, 36, seed=2),
+        tmp_path / "o",
+    )
+    out.mkdir()
+    args = ("stylize", content, style, "-m", vgg19_onnx, "-o", out / "same.png", "--size", "0", "--iterations", "3")
+    runs = [Nst(*args, "--seed", seed, "--overwrite", "-q") for seed in ("1", "2")]
+    assert [run.finish() for run in runs] == [0, 0], [run.output for run in runs]
+    with Image.open(out / "same.png") as img:
+        img.load()  # whole: every row decodes
+        assert json.loads(img.text["nst:parameters"])["seed"] in (1, 2)
+    assert sorted(p.name for p in out.iterdir()) == ["same.losses.csv", "same.png"]  # no temporaries left
