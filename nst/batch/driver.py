@@ -89,9 +89,7 @@ def stylize_batch(
     step and output done. Ctrl-C raises `BatchInterrupted` with the results so far.
     """
     outdir = Path(outdir)
-    style_paths = tuple(Path(s) for s in styles)
-    target_path = Path(targets) if targets is not None else None
-    _check_styles(style_paths, target_path)
+    style_paths, target_path = _check_styles(styles, targets)
     if execution.ray is None:
         check_provider(config.provider)  # one that cannot run here fails once, before any work
     jobs = make_jobs(
@@ -104,13 +102,12 @@ def stylize_batch(
     model_path = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
     manifest = _open_folder(outdir)
     report: OnEvent = callback or (lambda event: None)
-    results: dict[int, BatchResult] = {}
-    to_run: list[Job] = []
-    for job in jobs:
-        if (outdir / job.output).exists() and not overwrite:
-            results[job.index] = _skipped(job, outdir, manifest, style_paths, target_path)
-        else:
-            to_run.append(job)
+    results: dict[int, BatchResult] = {  # made by an earlier run: as the manifest says
+        job.index: _skipped(job, outdir, manifest, style_paths, target_path)
+        for job in jobs
+        if not overwrite and (outdir / job.output).exists()
+    }
+    to_run = [job for job in jobs if job.index not in results]
     report(BatchEvent("planned", outputs=len(jobs), to_run=len(to_run)))
     claims, started = Claims(outdir), time.time()
 
@@ -211,7 +208,11 @@ def threads_per_worker(workers: int) -> int:
     return max(1, physical_cores() // workers)
 
 
-def _check_styles(styles: tuple[Path, ...], targets: Path | None) -> None:
+def _check_styles(
+    style_names: Sequence[str | Path], targets_name: str | Path | None
+) -> tuple[tuple[Path, ...], Path | None]:
+    styles = tuple(Path(s) for s in style_names)
+    targets = Path(targets_name) if targets_name is not None else None
     if not styles and targets is None:
         raise ConfigError("no style given; pass style images (--style STYLE) or --targets FILE")
     if styles and targets is not None:
@@ -219,6 +220,7 @@ def _check_styles(styles: tuple[Path, ...], targets: Path | None) -> None:
     for path in (*styles, *([targets] if targets else [])):
         if not path.is_file():
             raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
+    return styles, targets
 
 
 def _check_model(
