@@ -1,7 +1,7 @@
 """Locks between nst processes: one process downloads or exports a cache file while the others
 wait for it, and a batch claims each output it makes so that a second batch does not make it too.
 
-They are file locks (the `filelock` package: flock on Unix, LockFileEx on Windows), which the
+They are file locks (the `filelock` package: flock on Unix, the native lock on Windows), which the
 operating system releases when their process dies: a killed process never blocks the next one.
 """
 
