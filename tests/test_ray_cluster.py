@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,10 +23,13 @@ import pytest
 from click.testing import CliRunner
 from odd_files import rgb
 
-import nst.batch
 from nst.cli import main
 
+from processes import NST, Nst
+
 ROOT = Path(__file__).resolve().parents[1]
+# The test cluster and its drivers: no token (one would be written to ~/.ray), no usage report.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def _free_port() -> int:
@@ -62,26 +66,23 @@ def cluster():
     # TMPDIR keeps this cluster's files (and its "current cluster" note) away from any other Ray here.
     temp = Path(tempfile.mkdtemp(prefix="nstray", dir="/tmp"))
     gcs, client = _free_port(), _free_port()
-    env = {**os.environ, "TMPDIR": str(temp), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env = {**os.environ, **RAY_ENV, "TMPDIR": str(temp), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     small = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--object-store-memory=200000000"]
     nodes = []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_AUTH_MODE", "disabled")  # the driver, this process, joins without a token too
-        try:
-            head = _ray_start([*small, "--head", f"--port={gcs}", f"--ray-client-server-port={client}",
-                               f"--dashboard-port={_free_port()}", "--include-dashboard=false",
-                               f"--temp-dir={temp}/ray"], env, temp / "head.log")  # fmt: skip
-            nodes.append(head)
-            _wait_started(head, temp / "head.log")
-            second = _ray_start([*small, f"--address=127.0.0.1:{gcs}"], env, temp / "node.log")
-            nodes.append(second)
-            _wait_started(second, temp / "node.log")
-            yield Cluster(f"127.0.0.1:{gcs}", f"ray://127.0.0.1:{client}")
-        finally:
-            for node in reversed(nodes):
-                _stop(node)
-            shutil.rmtree(temp, ignore_errors=True)
+    try:
+        head = _ray_start([*small, "--head", f"--port={gcs}", f"--ray-client-server-port={client}",
+                           f"--dashboard-port={_free_port()}", "--include-dashboard=false",
+                           f"--temp-dir={temp}/ray"], env, temp / "head.log")  # fmt: skip
+        nodes.append(head)
+        _wait_started(head, temp / "head.log")
+        second = _ray_start([*small, f"--address=127.0.0.1:{gcs}"], env, temp / "node.log")
+        nodes.append(second)
+        _wait_started(second, temp / "node.log")
+        yield Cluster(f"127.0.0.1:{gcs}", f"ray://127.0.0.1:{client}")
+    finally:
+        for node in reversed(nodes):
+            _stop(node)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _stop(node: subprocess.Popen) -> None:
@@ -109,26 +110,45 @@ def batch(tmp_path, vgg19_onnx):
             "--size", "0", "--iterations", "40", "--seed", "0", "-q", "--no-log"]  # fmt: skip
 
 
-def _killing(monkeypatch, *, index: int, every_time: bool) -> list[int]:
-    """Kill (SIGKILL) the Ray worker process that reports a step of job `index`: once, or at
-    each attempt. Returns the pids killed."""
-    killed: list[int] = []
-    real = nst.batch.stylize_batch
+# nst, killing (SIGKILL) the Ray worker process that reports a step of job T_KILL_INDEX: once, or
+# at each attempt (T_KILL_EVERY=1). Each kill is a "killed PID" line.
+KILLER = (
+    """
+import os, signal, sys
+import nst.batch
+index, every = int(os.environ["T_KILL_INDEX"]), os.environ["T_KILL_EVERY"] == "1"
+stylize_batch, killed = nst.batch.stylize_batch, []
 
-    def with_killer(*args, callback=None, **kwargs):
-        def on_event(event):
-            if event.kind == "step" and event.index == index and (every_time or not killed):
-                pid = int(event.worker.rsplit(":", 1)[1])
-                if pid not in killed:
-                    killed.append(pid)
-                    os.kill(pid, signal.SIGKILL)
-            if callback is not None:
-                callback(event)
+def with_killer(*args, callback=None, **kwargs):
+    def on_event(event):
+        if event.kind == "step" and event.index == index and (every or not killed):
+            pid = int(event.worker.rsplit(":", 1)[1])
+            if pid not in killed:
+                killed.append(pid)
+                os.kill(pid, signal.SIGKILL)
+                print(f"killed {pid}", file=sys.stderr, flush=True)
+        if callback is not None:
+            callback(event)
+    return stylize_batch(*args, callback=on_event, **kwargs)
 
-        return real(*args, callback=on_event, **kwargs)
+nst.batch.stylize_batch = with_killer
+"""
+    + NST
+)
 
-    monkeypatch.setattr(nst.batch, "stylize_batch", with_killer)
-    return killed
+
+def _run_killing(args: list[str], *, index: int, every_time: bool) -> tuple[int, list[str], list[int]]:
+    """The batch in a process of its own (Ray's settings are per process: one that started a
+    local instance before would carry them here); its exit status, lines, and the pids killed."""
+    run = Nst(*args, env={"T_KILL_INDEX": str(index), "T_KILL_EVERY": "1" if every_time else "0", **RAY_ENV},
+              script=KILLER)  # fmt: skip
+    code = run.finish()
+    killed = [int(line.split()[1]) for line in run.lines if line.startswith("killed ")]
+    lines = [line for line in run.lines if not line.startswith("killed ")]
+    assert not [line for line in lines if re.match(r"\d{4}-\d\d-\d\d .*(INFO|WARNING)", line)], (
+        lines
+    )  # Ray's, held back
+    return code, lines, killed
 
 
 def _manifest(out: Path) -> dict[str, dict]:
@@ -138,30 +158,26 @@ def _manifest(out: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("through", ["gcs", "client"])
-def test_a_worker_killed_mid_task_is_retried(cluster, batch, tmp_path, monkeypatch, through):
-    killed = _killing(monkeypatch, index=0, every_time=False)
+def test_a_worker_killed_mid_task_is_retried(cluster, batch, tmp_path, through):
     address = cluster.gcs if through == "gcs" else cluster.client
-    result = CliRunner().invoke(main, [*batch, f"--ray={address}", "--retries", "2"])
-    assert result.exit_code == 0, result.output
+    code, lines, killed = _run_killing([*batch, f"--ray={address}", "--retries", "2"], index=0, every_time=False)
+    assert code == 0, lines
     assert len(killed) == 1
-    lines = _manifest(tmp_path / "out")
-    assert sorted(lines) == ["p0-style.png", "p1-style.png", "p2-style.png"]
-    assert all(line["status"] == "ok" for line in lines.values()) and all(
-        (tmp_path / "out" / n).is_file() for n in lines
-    )
-    assert int(lines["p0-style.png"]["worker"].rsplit(":", 1)[1]) != killed[0]  # made again, by another process
+    made = _manifest(tmp_path / "out")
+    assert sorted(made) == ["p0-style.png", "p1-style.png", "p2-style.png"]
+    assert all(line["status"] == "ok" for line in made.values()) and all((tmp_path / "out" / n).is_file() for n in made)
+    assert int(made["p0-style.png"]["worker"].rsplit(":", 1)[1]) != killed[0]  # made again, by another process
 
 
 @pytest.mark.slow
-def test_a_task_that_keeps_dying_fails_after_its_retries(cluster, batch, tmp_path, monkeypatch):
-    killed = _killing(monkeypatch, index=1, every_time=True)
-    result = CliRunner().invoke(main, [*batch, f"--ray={cluster.gcs}", "--retries", "1"])
-    assert result.exit_code == 1, result.output
+def test_a_task_that_keeps_dying_fails_after_its_retries(cluster, batch, tmp_path):
+    code, lines, killed = _run_killing([*batch, f"--ray={cluster.gcs}", "--retries", "1"], index=1, every_time=True)
+    assert code == 1, lines
     assert len(killed) == 2  # the first attempt and its one retry
-    lines = _manifest(tmp_path / "out")
-    assert [lines[f"p{i}-style.png"]["status"] for i in range(3)] == ["ok", "failed", "ok"]
-    assert "the Ray task failed after 1 retries" in lines["p1-style.png"]["error"]
-    assert result.output.splitlines()[-1] == (
+    made = _manifest(tmp_path / "out")
+    assert [made[f"p{i}-style.png"]["status"] for i in range(3)] == ["ok", "failed", "ok"]
+    assert "the Ray task failed after 1 retries" in made["p1-style.png"]["error"]
+    assert lines[-1] == (
         f"Error: 1 of 3 output(s) failed; the reasons are above and in {tmp_path / 'out' / 'manifest.jsonl'}"
     )
 

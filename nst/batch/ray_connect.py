@@ -84,16 +84,16 @@ def connect(ray: Any, address: str | None) -> None:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Ray's INFO lines ("Connecting to existing Ray cluster ...") and its UserWarnings, held
-    back while it connects: what goes wrong is said in nst's one line."""
-    logger = logging.getLogger("ray")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    back while it connects: what goes wrong is said in nst's one line. Every logger's, for the
+    moment of the call: ray.init sets up its own loggers' levels as it runs."""
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        logging.disable(disabled)
 
 
 def first_line(exc: BaseException) -> str:
