@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default="lbfgs")
     parser.add_argument("--loss-scale", default="reference")
     parser.add_argument("--style-weight", type=float, default=None)
+    parser.add_argument("--mask-mode", default="soft", choices=("soft", "inside"))
     parser.add_argument("--timing-iterations", type=int, default=6, help="iterations per timed loop (after 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating masked / unmasked timed loops")
     parser.add_argument("--model", type=Path, help="the ONNX extractor (default: seeded random VGG-19)")
@@ -59,7 +60,7 @@ def main() -> None:
     h, w = resized_shape((content.height, content.width), long_side=args.size)
     left = np.zeros((h, w), np.float32)
     left[:, : w // 2] = 1
-    regions = Regions(style_masks=(left, 1 - left))
+    regions = Regions(style_masks=(left, 1 - left), mode=args.mask_mode)
     start = time.perf_counter()
     runs = {
         "masked": session.render(CONTENT, styles=[STYLE, STYLE_B], masks=regions),
@@ -67,7 +68,7 @@ def main() -> None:
         "B": session.render(CONTENT, styles=[STYLE_B]),
     }
     print(f"# {machine()}; model {model.name}; {w}x{h} px, {args.iterations} {args.optimizer} iterations, "
-          f"{args.loss_scale} scale; three runs in {time.perf_counter() - start:.0f} s")  # fmt: skip
+          f"{args.loss_scale} scale, {args.mask_mode} masks; three runs in {time.perf_counter() - start:.0f} s")  # fmt: skip
     score = _scorer(session, config, (h, w), left)
     table = {name: {key: score(rendered, key) for key in ("A in A", "B in B", "A in B", "B in A")}
              for name, rendered in runs.items()}  # fmt: skip
@@ -160,6 +161,7 @@ def _sheet(path: Path, result, left: np.ndarray) -> None:
     draw = ImageDraw.Draw(sheet)
     for tile, label in zip(scaled, labels):
         sheet.paste(tile, (x, 18))
+        draw.rectangle((x, 18, x + tile.width - 1, 18 + height - 1), outline="grey")
         draw.text((x + 2, 3), label, fill="black")
         x += tile.width + 8
     sheet.save(path, quality=88)

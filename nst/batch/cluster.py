@@ -9,19 +9,19 @@ as failed; Ctrl-C cancels the tasks not finished and keeps what is written.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nst.batch.execution import RAY_LOCAL, Execution
+from nst.batch.execution import Execution
 from nst.batch.jobs import Job
 from nst.batch.local import OnEvent, OnOutcome
+from nst.batch.ray_connect import connect, first_line
 from nst.batch.worker import Inputs, Outcome, Worker, run_guarded, set_threads
 from nst.errors import ConfigError, OutputError
 
@@ -68,29 +68,15 @@ def shared_inputs(inputs: Inputs) -> Shared:
 
 
 def run_ray(
-    jobs: Sequence[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+    jobs: Iterable[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
 ) -> None:
     """Every job as a Ray task on the cluster at `execution.ray` (RAY_LOCAL: a local instance,
     unless Ray is initialised already). GPU nodes: one GPU per task; else
     `execution.cpus_per_task` CPUs, and as many threads."""
     ray = import_ray()
-    address = execution.ray
-    started = False
-    if not ray.is_initialized():
-        local = address in (None, RAY_LOCAL)
-        # A new local instance, quiet and without a dashboard; Ray refuses those options when
-        # it joins a cluster (an address, or $RAY_ADDRESS).
-        fresh = local and not os.environ.get("RAY_ADDRESS")
-        options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR"} if fresh else {}
-        try:
-            ray.init(address=None if local else address, **options)
-        except Exception as exc:  # no cluster there, a version mismatch, a node that did not start
-            with contextlib.suppress(Exception):
-                ray.shutdown()  # whatever it started
-            target = "$RAY_ADDRESS" if local else address
-            where = "start a local Ray instance" if fresh else f"join the Ray cluster at {target}"
-            raise ConfigError(f"--ray: could not {where} ({_first_line(exc)})") from None
-        started = True
+    started = not ray.is_initialized()
+    if started:
+        connect(ray, execution.ray)
     try:
         _run(ray, jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome)
     finally:
@@ -100,7 +86,7 @@ def run_ray(
 
 def _run(
     ray: Any,
-    jobs: Sequence[Job],
+    jobs: Iterable[Job],
     inputs: Inputs,
     execution: Execution,
     *,
@@ -126,12 +112,16 @@ def _run(
     events = Queue(actor_options={"num_cpus": 0})
     slots = int(gpus if use_gpu else cpus // cpus_per_task)
     in_flight = max(2, 2 * slots)  # enough to keep every slot busy; the rest wait here, not in the object store
-    todo = list(jobs)
+    todo = iter(jobs)  # taken as slots free up: taking one may claim its output
     pending: dict[Any, Job] = {}
+    more = True
     try:
-        while todo or pending:
-            while todo and len(pending) < in_flight:
-                job = todo.pop(0)
+        while more or pending:
+            while more and len(pending) < in_flight:
+                job = next(todo, None)
+                if job is None:
+                    more = False
+                    break
                 try:
                     data = job.content.read_bytes()
                 except OSError as exc:
@@ -168,13 +158,8 @@ def _drain(events: Any, on_event: OnEvent) -> None:
 def _one_line(exc: BaseException, retries: int) -> str:
     cause = getattr(exc, "cause", None)
     if cause is not None:
-        return _first_line(cause)
-    return f"the Ray task failed after {retries} retries ({_first_line(exc)})"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+        return first_line(cause)
+    return f"the Ray task failed after {retries} retries ({first_line(exc)})"
 
 
 # --- on the Ray worker ----------------------------------------------------------------------

@@ -60,6 +60,7 @@ class BatchEvent:
     terms: Mapping[str, float] = field(default_factory=dict)
     elapsed: float = 0.0  # step: seconds since the output's run started
     result: Any = None  # done: its BatchResult
+    worker: str = ""  # step: host:pid of the process making it
 
 
 def expand_contents(items: Sequence[str | Path], *, exclude: Path | None = None) -> list[Path]:

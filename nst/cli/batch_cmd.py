@@ -135,8 +135,10 @@ def stylize_batch_cmd(
     execution = Execution(workers=workers, ray=ray_address, cpus_per_task=cpus_per_task, retries=retries)
     if execution.ray is not None:
         from nst.batch.cluster import import_ray
+        from nst.batch.ray_connect import check_reachable
 
-        import_ray()  # a missing extra is a one-line error before any work
+        import_ray()  # a missing extra, or no cluster at the address, is a one-line error before any work
+        check_reachable(execution.ray)
     if contact_sheet is not None:
         output_format(contact_sheet)
         check_writable(contact_sheet, overwrite=True)

@@ -33,8 +33,24 @@ class OutputPaths:
         return [self.output, state_path(self.output), *later, *map(state_path, later), *self.log.paths()]
 
     def check(self, *, overwrite: bool, after: int = 0) -> None:
+        self._check_distinct()
         for path in self.all(after):
             check_writable(path, overwrite=overwrite)
+
+    def _check_distinct(self) -> None:
+        """No two of the run's files share a name (a checkpoint template that names the output
+        would otherwise be found out at the end, when the output cannot be written)."""
+        roles = {"the output": self.output, "the output's state": state_path(self.output)}
+        for i, path in self.checkpoints.items():
+            roles |= {f"checkpoint {i}": path, f"checkpoint {i}'s state": state_path(path)}
+        roles |= {f"the loss log {p.name}": p for p in self.log.paths()}
+        seen: dict[Path, str] = {}
+        for role, path in roles.items():
+            other = seen.setdefault(path.resolve(), role)
+            if other != role:
+                raise ConfigError(
+                    f"{other} and {role} would both be written to {path}; choose another --checkpoint-output or -o"
+                )
 
 
 def output_paths(output: Path, config: StylizeConfig, *, template: str | None, log: bool, plot: bool) -> OutputPaths:
@@ -74,5 +90,9 @@ def save_final(image: OutputImage, path: Path, *, overwrite: bool, encoding: Enc
         encoding.save(image, path, overwrite=overwrite)
     except OutputError as exc:
         fallback = fallback_path(path)
-        encoding.save(image, fallback, overwrite=True)
+        try:
+            encoding.save(image, fallback, overwrite=True)
+        except OutputError:
+            fallback.unlink(missing_ok=True)  # the temporary folder is full too: no empty file left there
+            raise exc from None
         raise OutputError(f"{exc}; the image was saved to {fallback} instead") from None

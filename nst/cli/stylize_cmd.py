@@ -93,6 +93,8 @@ def stylize_cmd(
     paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
     for path in (output, *paths.checkpoints.values()):
         check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
+    if state is None:
+        _hint_resumable(output, paths)
     paths.check(overwrite=report.overwrite, after=state.iteration if state else 0)  # before any work
     profile = output_profile(config.output_profile, content, bit_depth=config.bit_depth)
     if report.plot:
@@ -124,6 +126,20 @@ def _live_view(port: int | None, config: StylizeConfig, content: Path, styles: t
     from nst.serve.preview import previewing
 
     return previewing(port, config=config, content=content, styles=styles)
+
+
+def _hint_resumable(output: Path, paths: OutputPaths) -> None:
+    """A run of this output that was stopped (killed, or Ctrl-C) left a state: say how to
+    continue it, before this run starts again from the beginning."""
+    from nst.runtime.state import resumable_state
+
+    found = resumable_state(output, paths.checkpoints.values())
+    if found is not None:
+        click.echo(
+            f"note: {found.path} holds an unfinished run of {output} (iteration {found.iteration} of "
+            f"{found.iterations}); to continue it instead, add --resume {found.path} --overwrite",
+            err=True,
+        )
 
 
 def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
