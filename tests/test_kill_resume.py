@@ -135,7 +135,9 @@ def test_killed_from_outside_at_a_random_moment_then_resumed(inputs, tmp_path):
         assert out.read_bytes() == inputs[3]
         return
     newest = resumable_state(out)
-    assert newest is not None
+    if newest is None:  # killed after the output was in place, before the process exited
+        assert out.read_bytes() == inputs[3]
+        return
     _resume_and_compare(inputs, out, newest.iteration)
 
 

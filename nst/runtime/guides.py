@@ -14,6 +14,7 @@ pulled towards its style as strongly as in an unmasked run.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,11 @@ class Guide:
     scale: float
     area: float
 
+    @functools.cached_property
+    def weights(self) -> torch.Tensor:
+        """The guide over the box as a column (1, n, 1), to weight the features' rows."""
+        return self.mask.reshape(1, -1, 1)
+
     @classmethod
     def of(cls, mask: torch.Tensor) -> Guide | None:
         """The guide of (1, 1, h, w) weights; None when the region covers less than MIN_UNITS units."""
@@ -111,38 +117,57 @@ def guided_grams(features: torch.Tensor, guides: Sequence[Guide]) -> tuple[torch
 
 
 class _GuidedGrams(torch.autograd.Function):
-    """G_r = P_r^T P_r * scale_r / (C n_r) with P_r the features in region r's box times its
-    weights, as rows (n_r, C); the products run in float32 (see `nst.runtime.losses.gram`)."""
+    """G_r = P_r^T P_r * scale_r / (C n_r), P_r = F_r * m_r: the features in region r's box as
+    rows (n_r, C), each row weighted by the region's guide there. The products run in float32
+    (see `nst.runtime.losses.gram`).
+
+    Backward: dF_r = P_r (dG_r + dG_r^T) * scale_r / (C n_r) * m_r (the guide only weights
+    rows), one matrix product and one multiply per region from the P_r kept by the forward,
+    added into one gradient of the features' size and layout."""
 
     @staticmethod
     def forward(ctx, features: torch.Tensor, guides: tuple[Guide, ...]) -> tuple[torch.Tensor, ...]:
-        ctx.save_for_backward(features)
-        ctx.guides = guides
+        boxes = [_weighted_rows(features, guide) for guide in guides]  # P_r, (1, n, C) each
+        ctx.save_for_backward(*boxes)  # for backward instead of the features (about their size)
+        ctx.guides, ctx.shape, ctx.dtype = guides, features.shape, features.dtype
+        ctx.memory_format = (
+            torch.channels_last
+            if features.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
         out = []
-        for guide in guides:
-            rows = _rows(features, guide).float()  # (1, n, C)
+        for guide, box in zip(guides, boxes):
+            rows = box.float()  # (1, n, C)
             out.append(torch.bmm(rows.transpose(1, 2), rows) * (guide.scale / rows[0].numel()))  # (1, C, C)
         return tuple(out)
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (features,) = ctx.saved_tensors
-        result = torch.zeros_like(features, memory_format=torch.preserve_format)
-        for guide, grad in zip(ctx.guides, grads):
+        shape, c = ctx.shape, ctx.shape[1]
+        result: torch.Tensor | None = None
+        for guide, box, grad in zip(ctx.guides, ctx.saved_tensors, grads):
             if grad is None:
                 continue
-            rows = _rows(features, guide).float()  # (1, n, C)
+            rows = box.float()  # (1, n, C)
             sym = (grad + grad.transpose(1, 2)) * (guide.scale / rows[0].numel())  # (1, C, C)
-            d_rows = torch.bmm(rows, sym)  # (1, n, C)
+            d_rows = torch.bmm(rows, sym).mul_(guide.weights)  # (1, n, C)
             box_h, box_w = guide.mask.shape[-2:]
-            d_box = d_rows.reshape(1, box_h, box_w, features.shape[1]).permute(0, 3, 1, 2)  # (1, C, box_h, box_w)
-            result[..., guide.rows, guide.cols] += (d_box * guide.mask).to(features.dtype)
+            d_box = d_rows.reshape(1, box_h, box_w, c).permute(0, 3, 1, 2).to(ctx.dtype)  # (1, C, box_h, box_w)
+            if result is None and d_box.shape == shape:
+                result = d_box  # the whole map: no zeros to fill and add to
+            else:
+                if result is None:
+                    result = torch.empty(shape, dtype=ctx.dtype, device=d_box.device, memory_format=ctx.memory_format)
+                    result.zero_()
+                result[..., guide.rows, guide.cols] += d_box
+        if result is None:  # no region's Gram reached the loss
+            result = torch.zeros(shape, dtype=ctx.dtype, device=ctx.saved_tensors[0].device)
         return result, None
 
 
-def _rows(features: torch.Tensor, guide: Guide) -> torch.Tensor:
-    """The weighted features of a guide's box as rows (1, n, C): a view of the product when it
-    is channels-last (the loop's layout), a copy otherwise."""
+def _weighted_rows(features: torch.Tensor, guide: Guide) -> torch.Tensor:
+    """P = the features of a guide's box times its weights, as rows (1, n, C): the product is
+    made in the features' layout, so in channels-last memory (the loop's) the rows are a view."""
     product = features[..., guide.rows, guide.cols] * guide.mask.to(features.dtype)  # (1, C, box_h, box_w)
     _, c, h, w = product.shape
     return product.permute(0, 2, 3, 1).reshape(1, h * w, c)
