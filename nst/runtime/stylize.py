@@ -30,7 +30,16 @@ from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import StyleGrams, Term
 from nst.runtime.ort_extractor import OrtExtractor
-from nst.runtime.plan import Plan, check_sizes, plan_stages, warn_collapsed, warn_targets_size
+from nst.runtime.plan import (
+    Plan,
+    StartImage,
+    check_sizes,
+    extras_key,
+    plan_stages,
+    start_image,
+    warn_collapsed,
+    warn_targets_size,
+)
 from nst.runtime.record import provenance
 from nst.runtime.run import Run, StylizeDiverged, StylizeInterrupted, image_tensor
 from nst.runtime.state import RunState
@@ -83,11 +92,12 @@ class Stylizer:
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
+        initial: StartImage | None = None,
     ) -> Image:
         """Stylize `content` with `styles` (or precomputed `targets`); return the best image
         (8-bit sRGB; `render` returns the same image in float, for 16-bit outputs)."""
         return self.render(content, styles=styles, targets=targets, callback=callback, config=config,
-                           extra_terms=extra_terms, resume=resume).image  # fmt: skip
+                           extra_terms=extra_terms, resume=resume, initial=initial).image  # fmt: skip
 
     def render(
         self,
@@ -99,13 +109,17 @@ class Stylizer:
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
+        initial: StartImage | None = None,
     ) -> Rendered:
         """`stylize` without the rounding to 8 bits: the best image as float pixels (and its
         8-bit `image`).
 
         `config` overrides the session's for this image (its pooling must be the session's).
-        `extra_terms` are added to the objective at every stage. `resume` continues a run
-        from its saved state (the same inputs and settings). Ctrl-C raises
+        `extra_terms` are added to the objective at every stage. `initial` is a start image
+        in memory, instead of `config.initial`'s file: a PIL image, or a (1, 3, H, W) 0-255
+        float tensor (a video's warped previous frame, kept from 8-bit rounding). `resume`
+        continues a run from its saved state (the same inputs, settings, extra terms and
+        start image). Ctrl-C raises
         `StylizeInterrupted` carrying the best image so far and the run's state; a loss that
         stops being finite raises `StylizeDiverged`; a run that would not fit in memory is
         refused before any work (`ResourceError`).
@@ -115,7 +129,9 @@ class Stylizer:
         if config.pooling not in (None, self.model.pooling):
             raise ConfigError(f"this session pools with {self.model.pooling}; start another for {config.pooling}")
         try:
-            plan = self.plan(content, styles=styles, targets=targets, config=config, extra_terms=extra_terms)
+            plan = self.plan(
+                content, styles=styles, targets=targets, config=config, extra_terms=extra_terms, initial=initial
+            )
             if resume is not None:
                 resume.check(
                     config=applied_options(config),
@@ -123,6 +139,7 @@ class Stylizer:
                     pooling=self.model.pooling,
                     content=plan.content_key,
                     styles=plan.styles_key,
+                    extras=plan.extras_key,
                 )
             return Run(self.model, config, plan, callback=callback, resume=resume, start=start).run()
         except (RuntimeError, MemoryError) as exc:
@@ -139,6 +156,7 @@ class Stylizer:
         targets: str | Path | StyleTargets | None = None,
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
+        initial: StartImage | None = None,
     ) -> Plan:
         """Everything about one image that comes before its first iteration: sizes checked
         against the network and the memory, images read, style Grams computed."""
@@ -161,7 +179,7 @@ class Stylizer:
         )
         content_img = resized(as_image(content), size)
         style_imgs = [as_image(s) for s in styles]
-        initial = as_image(config.initial) if config.initial is not None else None
+        start = start_image(initial, config)
         loaded = self._targets(targets, style_imgs)
         n_styles = len(loaded.sources) if loaded is not None else len(style_imgs)
         scales = style_scales(config, n_styles, loaded)
@@ -175,13 +193,14 @@ class Stylizer:
             styles_key = "styles:" + ",".join(image_key(s) for s in style_imgs)
         return Plan(
             content=content_img,
-            initial=initial,
+            initial=start,
             stages=stages,
             style_grams=stage_grams,
             blend=style_blend(config, n_styles),
             content_key=image_key(content_img),
             styles_key=styles_key,
             extra_terms=extra_terms,
+            extras_key=extras_key(extra_terms, initial),
         )
 
     def provenance(
