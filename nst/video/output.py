@@ -99,9 +99,12 @@ class ClipOutput:
             return 0
         return int(record.get("pass", 1)) if self.frame_path(frame).is_file() else 0
 
-    def conflict(self, *, settings: str, sources: Sequence[str], options: Mapping[str, Any]) -> str | None:
+    def conflict(
+        self, *, settings: str, sources: Sequence[str], options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> str | None:
         """Why frames in the folder are not this run's (None when every one is): made with other
-        settings (the options named), from other input frames, past the clip's end, or not recorded."""
+        settings (the options named, or other styles or model: `inputs`), from other input frames, past
+        the clip's end, or not recorded."""
         changed: set[str] = set()
         reasons: list[str] = []
         recorded = set()
@@ -115,16 +118,16 @@ class ClipOutput:
                 reasons.append(f"past the clip's {len(sources)} frames")
             elif record.get("settings") != settings:
                 before = record.get("options", {})
-                changed.update(k for k in set(before) | set(options) if before.get(k) != options.get(k))
-                reasons.append("with other settings")
+                differ = {k for k in set(before) | set(options) if before.get(k) != options.get(k)}
+                changed.update(differ or _other_inputs(record, inputs))
+                reasons.append("made with other settings")
             elif record.get("input") != sources[index]:
-                reasons.append("from other input frames")
+                reasons.append("made from other input frames")
         if any(_FRAME.match(p.name) and p.name not in recorded for p in self.folder.iterdir()):
             reasons.append("that its manifest does not record")
         if changed:
-            reasons = [f"with other settings ({', '.join(option_name(k) for k in sorted(changed))})"] + [
-                r for r in reasons if r != "with other settings"
-            ]
+            named = f"made with other settings ({', '.join(sorted(map(_setting_name, changed)))})"
+            reasons = [named if r == "made with other settings" else r for r in reasons]
         return f"{self.target} holds frames {' and '.join(dict.fromkeys(reasons))}" if reasons else None
 
     def remove_past(self, frames: int) -> None:
@@ -188,6 +191,15 @@ class ClipOutput:
     def _states(self) -> list[Path]:
         work = self.folder / WORK
         return sorted(work.glob("*.state")) if work.is_dir() else []
+
+
+def _other_inputs(record: Mapping[str, Any], inputs: Mapping[str, Any]) -> set[str]:
+    """Which of the run's other inputs (model, styles, targets) a frame's record names otherwise."""
+    return {key for key in ("model", "styles", "targets") if record.get(key) != inputs.get(key)}
+
+
+def _setting_name(key: str) -> str:
+    return {"model": "the model", "styles": "the style images", "targets": "the targets"}.get(key) or option_name(key)
 
 
 def _now() -> str:

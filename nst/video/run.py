@@ -143,9 +143,9 @@ def _settings(config: StylizeConfig, video: VideoSettings, model: Path, inputs: 
     from nst.contract import load_onnx, model_info
 
     options = {**applied_options(config), **video.options()}
-    weights = model_info(load_onnx(model), model).weights_sha256
-    identity = json.dumps({"options": options, "model": weights, **inputs}, sort_keys=True)
-    return {"options": options, "key": hashlib.sha256(identity.encode()).hexdigest()[:24]}
+    inputs = {"model": model_info(load_onnx(model), model).weights_sha256, **inputs}
+    identity = json.dumps({"options": options, **inputs}, sort_keys=True)
+    return {"options": options, "inputs": inputs, "key": hashlib.sha256(identity.encode()).hexdigest()[:24]}
 
 
 def _prepare(
@@ -179,7 +179,9 @@ def _prepare(
         keys.append(frame_key(frame))
         if video.cuts:
             cuts.add(frame)
-    conflict = output.conflict(settings=settings["key"], sources=keys, options=settings["options"])
+    conflict = output.conflict(
+        settings=settings["key"], sources=keys, options=settings["options"], inputs=settings["inputs"]
+    )
     if conflict is not None and not overwrite:
         raise ConfigError(f"{conflict}; pass --overwrite to make them again, or choose another output")
     output.remove_past(len(keys))
@@ -266,7 +268,7 @@ class _Writer:
             record = {"frame": event.frame + 1, "pass": event.pass_index, "shot": [shot.start + 1, shot.stop],
                       "input": clip.sources[event.frame], "settings": self.settings["key"],
                       "seed": shot.config.seed, "iterations": event.iterations, "seconds": round(event.seconds, 3),
-                      "worker": event.worker, "options": self.settings["options"]}  # fmt: skip
+                      "worker": event.worker, "options": self.settings["options"], **self.settings["inputs"]}  # fmt: skip
             if event.history:
                 record["losses"] = [float(f"{v:.6g}") for v in event.history]
             clip.output.write_frame(event.frame, event.data, record)
