@@ -191,3 +191,19 @@ def test_a_cut_starts_a_new_shot_and_shots_run_on_workers(clip, two_shots, vgg19
     for name in _frames(one):  # a thread a worker against two here: the convolutions may round apart
         a, b = (np.asarray(Image.open(folder / name), dtype=np.int16) for folder in (one, two))
         assert np.abs(a - b).max() <= 2 and (a != b).mean() < 0.01, name
+
+
+@pytest.mark.slow
+def test_shots_run_on_a_local_ray_instance(clip, two_shots, vgg19_onnx, tmp_path):
+    """Each shot a Ray task, its frames sent along (no shared files assumed), written as they return."""
+    ray = pytest.importorskip("ray")
+    from nst.batch.execution import RAY_LOCAL, Execution
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    try:
+        (result,) = _run(clip, tmp_path / "ray", vgg19_onnx, source=two_shots, execution=Execution(ray=RAY_LOCAL))
+    finally:
+        ray.shutdown()
+    assert result.complete and result.shots == 2 and len(_frames(tmp_path / "ray")) == 8
+    lines = _lines(tmp_path / "ray")
+    assert sorted(line["frame"] for line in lines) == list(range(1, 9)) and lines[0]["shot"] != lines[-1]["shot"]
