@@ -122,19 +122,20 @@ def run_shot(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     for position in range(shot.done, len(order)):
         pass_index, f = order[position]
+        start = time.perf_counter()  # the frame's whole cost: flows, warps, the run, the encoding
         plan = plan_frame(shot, pass_index, f, frames=frames, outputs=outputs, cache=cache, session=session)
         resume = shot.resume if position == shot.done else None
         text = session.provenance(
             shot.config, content=f"{Path(shot.source).name} frame {f + 1}", styles=styles, targets=target_path
         )
-        rendered, seconds, losses = _make(session, shot, plan, frames[f], pass_index, f, resume, styles, targets,
-                                          report)  # fmt: skip
+        rendered, losses = _make(session, shot, plan, frames[f], pass_index, f, resume, styles, targets, report)
         # Outputs are warped from as encoded: a run that continues after a restart reads them back alike,
         # so that its frames are the ones an uninterrupted run makes.
         encoded = encode_image(rendered, FRAME_NAME, text=text, bit_depth=shot.bit_depth, profile=shot.profile)
         outputs[f] = decode_output(encoded, session.device)
         if shot.video.passes == 1:  # later frames look back `reach` frames at most
             outputs.pop(f - reach, None)
+        seconds = time.perf_counter() - start
         report(FrameEvent("frame", shot.index, shot.clip, f, pass_index, data=encoded, seconds=seconds,
                           history=losses, iterations=plan.config.iterations, worker=worker))  # fmt: skip
 
@@ -208,13 +209,12 @@ def _make(
     styles: tuple[Path, ...],
     targets: StyleTargets | None,
     report: Report,
-) -> tuple[Any, float, tuple[float, ...]]:
-    """One frame's run: (its rendered image, seconds, its total loss per iteration when asked for)."""
+) -> tuple[Any, tuple[float, ...]]:
+    """One frame's run: (its rendered image, its total loss per iteration when asked for)."""
     from PIL import Image
 
     from nst.runtime.stylize import StylizeInterrupted
 
-    start = time.perf_counter()
     losses: list[float] = []
 
     def on_step(step: Step) -> None:
@@ -244,8 +244,7 @@ def _make(
         raise VideoError(f"frame {f + 1}{_pass_label(shot, pass_index)} failed: {exc}") from None
     except Exception as exc:  # a bug or a library's failure: this frame stops the shot, named
         raise VideoError(f"frame {f + 1}{_pass_label(shot, pass_index)} failed: {type(exc).__name__}: {exc}") from exc
-    history = tuple(losses) if shot.history else ()
-    return rendered, time.perf_counter() - start, history
+    return rendered, tuple(losses) if shot.history else ()
 
 
 def _pass_label(shot: Shot, pass_index: int) -> str:
