@@ -60,6 +60,12 @@ class Shot:
     def length(self) -> int:
         return self.stop - self.start
 
+    def neighbours(self, pass_index: int, f: int) -> list[int]:
+        """The frames entry (pass_index, f) is held to, closest first: those at the --long-term offsets
+        before it going forward (odd passes), after it going backward, within the shot."""
+        step = 1 if pass_index % 2 else -1
+        return [f - step * j for j in self.video.long_term if self.start <= f - step * j < self.stop]
+
     def schedule(self) -> list[tuple[int, int]]:
         """(pass, frame of the clip) in the order they are made: odd passes forward, even ones backward."""
         forward = list(range(self.start, self.stop))
@@ -168,14 +174,10 @@ def plan_frame(
     if pass_index == 1 and f == shot.start:
         first = config.replace(iterations=video.iterations(config, first=True), size=0, width=None)
         return FramePlan(first, None, ())
-    direction = 1 if pass_index % 2 else -1
     mean = session.model.mean_pixel
     warped, masks = [], []
-    for offset in video.long_term:
-        other = f - direction * offset
-        if not shot.start <= other < shot.stop:
-            continue
-        if direction == 1:
+    for other in shot.neighbours(pass_index, f):
+        if other < f:
             pair = cache.pair(frames[other], frames[f], settings=video.flow_settings)
             flow, mask = pair.backward, pair.reliable_later
         else:

@@ -226,9 +226,8 @@ def _continued(shot: Shot, output: ClipOutput, keys: list[str], settings: str) -
     while done < len(order) and made[order[done][1]] >= order[done][0]:
         done += 1
     rest = order[done:]
-    direction = lambda p: 1 if p % 2 else -1  # noqa: E731
-    needed = {f - direction(p) * j for p, f in rest for j in shot.video.long_term} | {f for p, f in rest if p > 1}
-    outputs = {f: output.frame_path(f).read_bytes() for f in sorted(needed) if made.get(f, 0)}
+    needed = {n for p, f in rest for n in shot.neighbours(p, f)} | {f for p, f in rest if p > 1}
+    outputs = {f: output.frame_path(f).read_bytes() for f in sorted(needed) if made[f]}
     resume = None
     if rest:
         resume, problem = output.load_state(rest[0][1], rest[0][0])
