@@ -20,13 +20,20 @@ CACHE = Path(os.environ.get("NST_BENCH_CACHE", Path(tempfile.gettempdir()) / "ns
 def model_path(pooling: str = "max", layers: tuple[str, ...] = DEFAULT_LAYERS) -> Path:
     """A VGG-19 extractor with seeded random weights (the real file cannot be had here),
     built once and kept in $NST_BENCH_CACHE."""
+    from nst.contract import read_model_info
+    from nst.errors import ModelError
     from nst.export.onnx_graph import ExportConfig
     from nst.export.save import export_vgg_file
     from nst.models.synthetic import write_synthetic_mat
 
     CACHE.mkdir(parents=True, exist_ok=True)
     onnx_path = CACHE / f"vgg19-{pooling}-{len(layers)}.onnx"
-    if not onnx_path.exists():
+    try:
+        read_model_info(onnx_path)
+        current = True
+    except ModelError:  # missing, or exported by an older nst: export it again
+        current = False
+    if not current:
         mat = CACHE / "vgg19-seed0.mat"
         if not mat.exists():
             write_synthetic_mat(mat, "vgg19", "new", seed=0, fc="small")
@@ -72,11 +79,34 @@ def median(values) -> float:
 
 
 def machine() -> str:
+    """The CPU by model and its matrix units (AMX, AVX512-BF16, AVX2: bf16 is emulated without
+    the first two), the cores and torch: every figure is printed beside this line."""
     import platform
 
     import torch
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return (
+        f"{cpu_model() or platform.processor() or platform.machine()} ({', '.join(cpu_flags()) or 'flags unknown'}), "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+
+
+def cpu_flags() -> list[str]:
+    """Which of the flags that decide bf16 speed this CPU has (from /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if flag in flags] or ["no avx2"]
 
 
 CONTENT = Path(__file__).resolve().parent.parent / "examples" / "astronaut.jpg"

@@ -9,23 +9,21 @@ graph's precision. Torch-free at import time, like the configs, so the CLI stays
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 
-from nst.contract import INPUT_NAME, MEAN_PIXEL, ModelInfo, gram_output, load_onnx, model_info, param_name
+from nst.contract import MEAN_PIXEL, ModelInfo, gram_output, load_onnx, model_info, param_name
 from nst.errors import ConfigError, ImageError, WeightsError
 from nst.fileio import file_sha256
 from nst.runtime.config import RULES, Rule, check
 
-if TYPE_CHECKING:
-    import onnx
-
 Runtime = Literal["onnxruntime", "onnx-reference", "openvino", "all"]
+Progress = Callable[[str, int, int], None]  # (runtime, done, total)
 CheckProvider = Literal["cpu", "cuda", "tensorrt"]
 RUNTIMES: tuple[str, ...] = ("onnxruntime", "onnx-reference", "openvino")
 INSTALL = {
@@ -39,7 +37,6 @@ INSTALL = {
 # max over single activations).
 TOLERANCES = {"fp32": 1e-4, "fp16": 5e-3, "int8 grams": 0.06, "int8 features": 0.2}
 DEFAULT_SIZE = (128, 128)  # onnx-reference is pure Python: a float32 run takes seconds here
-TIMED_RUNS = 3  # ms per run: the best of these, after one warm-up run (one run for onnx-reference)
 
 
 @dataclass(frozen=True)
@@ -128,8 +125,14 @@ def tolerance(info: ModelInfo, output: str) -> float:
     return TOLERANCES["fp16" if "fp16" in (info.precision, info.io) else "fp32"]
 
 
-def check_model(model: str | Path, *, config: CheckConfig = CheckConfig()) -> CheckReport:
-    """Run `model` in the configured runtimes and compare each output with the mirror."""
+def check_model(
+    model: str | Path, *, config: CheckConfig = CheckConfig(), progress: Progress | None = None
+) -> CheckReport:
+    """Run `model` in the configured runtimes and compare each output with the mirror.
+    `progress(runtime, done, total)` hears of each runtime's work as it goes: its timed runs,
+    or the nodes of onnx's reference evaluator (which takes minutes on large or fp16 graphs)."""
+    from nst.check_runtimes import RUNNERS
+
     path = Path(model)
     graph = load_onnx(path)
     info = model_info(graph, path)
@@ -139,9 +142,10 @@ def check_model(model: str | Path, *, config: CheckConfig = CheckConfig()) -> Ch
     runtimes = RUNTIMES if config.runtime == "all" else (config.runtime,)
     rows: list[CheckRow] = []
     for runtime in runtimes:
-        runner = _RUNNERS[runtime]
+        runner = RUNNERS[runtime]
+        tick = functools.partial(progress, runtime) if progress is not None else _no_progress
         try:
-            outputs, ms = runner(path, graph, info, image, config.provider)
+            outputs, ms = runner(path, graph, info, image, config.provider, tick)
         except ImportError:
             rows.append(CheckRow(runtime, "*", None, None, None, "skipped", None, f"not installed; {INSTALL[runtime]}"))
             continue
@@ -158,6 +162,10 @@ def check_model(model: str | Path, *, config: CheckConfig = CheckConfig()) -> Ch
         for name, expected in reference.items():
             rows.append(_compare(runtime, name, outputs.get(name), expected, tolerance(info, name), ms))
     return CheckReport(path, info, shape, image_name, source, tuple(rows))
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
 
 
 def _compare(runtime: str, name: str, actual: Any, expected: np.ndarray, tol: float, ms: float) -> CheckRow:
@@ -252,79 +260,3 @@ def _source_tensors(info: ModelInfo, weights: Path) -> dict[str, Any]:
         tensors[param_name(name, "weight")] = torch.from_numpy(kernel.astype(np.float32))
         tensors[param_name(name, "bias")] = torch.from_numpy(bias.astype(np.float32))
     return tensors
-
-
-Outputs = dict[str, np.ndarray]
-
-
-def _timed(run: Callable[[], Outputs], repeat: int = TIMED_RUNS, warm_up: bool = True) -> tuple[Outputs, float]:
-    """run()'s outputs and its best time in ms over `repeat` runs."""
-    outputs = run() if warm_up else {}
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        outputs = run()
-        best = min(best, time.perf_counter() - start)
-    return outputs, best * 1000
-
-
-def _feed(info: ModelInfo, image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float16 if info.io == "fp16" else np.float32)
-
-
-def _run_onnxruntime(path: Path, graph: onnx.ModelProto, info: ModelInfo, image: np.ndarray, provider: str):
-    import onnxruntime as ort
-
-    from nst.runtime.ort_extractor import physical_cores, resolve_providers
-
-    providers = resolve_providers(provider)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = physical_cores()
-    session = ort.InferenceSession(str(path), options, providers=providers)
-    names = [o.name for o in session.get_outputs()]
-    feed = {INPUT_NAME: _feed(info, image)}
-    return _timed(lambda: dict(zip(names, session.run(names, feed))))
-
-
-def _run_reference(path: Path, graph: onnx.ModelProto, info: ModelInfo, image: np.ndarray, provider: str):
-    from onnx.reference import ReferenceEvaluator
-
-    evaluator = ReferenceEvaluator(graph, new_ops=_reference_ops(graph))
-    names = [o.name for o in graph.graph.output]
-    feed = {INPUT_NAME: _feed(info, image)}
-    return _timed(lambda: dict(zip(names, evaluator.run(names, feed))), repeat=1, warm_up=False)
-
-
-def _reference_ops(graph: onnx.ModelProto) -> list[type]:
-    """onnx.reference has no DequantizeLinear below opset 19; the newest one computes the same
-    for an int8 graph's per-tensor and per-channel uses, so it stands in for older opsets."""
-    if not any(node.op_type == "DequantizeLinear" for node in graph.graph.node):
-        return []
-    import onnx.reference.ops.op_dequantize_linear as ops
-
-    newest = max((name for name in dir(ops) if name.startswith("DequantizeLinear_")), key=lambda n: int(n[17:]))
-    return [type("DequantizeLinear", (getattr(ops, newest),), {"op_domain": ""})]
-
-
-def _run_openvino(path: Path, graph: onnx.ModelProto, info: ModelInfo, image: np.ndarray, provider: str):
-    import openvino as ov
-
-    core = ov.Core()
-    model = core.read_model(str(path))
-    if info.static is None:
-        model.reshape({INPUT_NAME: list(image.shape)})
-    # f32: OpenVINO's CPU plugin would otherwise run float32 graphs in bf16 on CPUs with AMX
-    # or AVX512-BF16; the check measures the graph, not that choice.
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    feed = {INPUT_NAME: _feed(info, image)}
-
-    def run() -> Outputs:
-        results = request.infer(feed)
-        return {port.get_any_name(): np.array(value) for port, value in results.items()}
-
-    return _timed(run)
-
-
-_RUNNERS = {"onnxruntime": _run_onnxruntime, "onnx-reference": _run_reference, "openvino": _run_openvino}

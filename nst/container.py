@@ -83,6 +83,17 @@ def read_container(path: str | Path, *, magic: str, version: int) -> tuple[dict[
     return meta, arrays
 
 
+def read_metadata(path: str | Path, *, magic: str, version: int) -> dict[str, Any] | None:
+    """The metadata of the container at `path` without reading its arrays (a run state's can
+    be hundreds of MB), or None when it is not a whole, readable container of this kind."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = _metadata(npz[METADATA])
+    except (Unreadable, ValueError, zipfile.BadZipFile, OSError, EOFError, KeyError):
+        return None
+    return meta if meta.get("magic") == magic and meta.get("format") == version else None
+
+
 def _metadata(raw: np.ndarray) -> dict[str, Any]:
     try:
         meta = json.loads(raw.tobytes().decode("utf-8")) if raw.dtype == np.uint8 else None

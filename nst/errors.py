@@ -54,6 +54,10 @@ class ResourceError(NSTError):
     """Not enough memory (RAM or GPU) or disk for what was asked; the message says the way out."""
 
 
+class LockError(NSTError):
+    """Another nst process has held a lock (a download, an export, a batch's output) too long."""
+
+
 class StateError(NSTError):
     """A run-state file (--resume) is missing, corrupt, or belongs to another run."""
 
@@ -65,3 +69,7 @@ def option_name(field: str) -> str:
 
 class NSTWarning(UserWarning):
     """Something the user should know that does not stop the work (the CLI prints one line)."""
+
+
+class NSTNote(NSTWarning):
+    """Not a problem: a choice the run made that the user should see (the CLI prints 'note: ...')."""

@@ -1,9 +1,10 @@
-"""Files on disk: atomic writes (every output goes to a temporary file in its folder, then is
-renamed) and file digests."""
+"""Files on disk: atomic writes (every output goes to a temporary file in its folder, is synced,
+then renamed) and file digests."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -25,9 +26,7 @@ def check_writable(path: str | Path, *, overwrite: bool = True) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputError(
-            f"cannot write in folder {path.parent} ({exc.strerror or exc}); choose another output path"
-        ) from None
+        raise write_error(path.parent, exc, folder=True) from None
     return path
 
 
@@ -59,30 +58,87 @@ def fallback_path(path: str | Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it onto `path`.
+    """Yield a temporary path beside `path`; on success sync it and rename it onto `path`.
 
     On any exception the temporary file is removed and `path` is left as it was; an OSError
-    (a full disk, a folder that went read-only) becomes an OutputError naming `path`.
+    (a full disk, a folder that went read-only) becomes an OutputError naming `path`. Without
+    `overwrite`, a file that another process put at `path` meanwhile is never replaced.
     """
     path = _check_path(path, overwrite)
     # The temporary name keeps the extension, for writers that pick a format from it.
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"cannot write {path} ({exc.strerror or exc}); choose another output path") from None
+        raise write_error(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if path.exists() and not overwrite:  # appeared while we worked
-            raise OutputError(f"{path} exists; pass --overwrite to replace it")
+        # The bytes reach the disk before the name does: a machine that crashes after the
+        # rename cannot leave an empty file under the final name.
+        _sync(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it 0600
-        os.replace(tmp_path, path)
+        _commit(tmp_path, path, overwrite)
+        _sync_folder(path.parent)
     except OSError as exc:
-        raise OutputError(f"cannot write {path} ({exc.strerror or exc}); choose another output path") from None
+        raise write_error(path, exc) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _commit(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give `tmp` the name `path`: a rename, or without `overwrite` a hard link, which fails
+    if `path` exists, so that two processes racing for one name cannot both take it."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it") from None
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise OutputError(f"{path} exists; pass --overwrite to replace it") from None
+        os.replace(tmp, path)
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; some file systems cannot sync a folder)."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says the disk (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(path: Path, exc: OSError, *, folder: bool = False) -> OutputError:
+    """The one-line error for an OSError while writing `path` (a folder, when `folder`)."""
+    where = f"in folder {path}" if folder else str(path)
+    if disk_full(exc):
+        what = "the disk quota is exceeded (EDQUOT)" if exc.errno == errno.EDQUOT else "the disk is full (ENOSPC)"
+        return OutputError(f"cannot write {where}: {what}; free some space or choose another output path")
+    return OutputError(f"cannot write {where} ({exc.strerror or exc}); choose another output path")
 
 
 def _umask() -> int:

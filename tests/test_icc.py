@@ -89,6 +89,10 @@ def test_broken_or_mismatched_profiles_are_taken_as_srgb_with_a_warning(tmp_path
         NSTWarning, match="embeds a Lab ICC profile that does not fit its RGB pixels; it is taken as sRGB"
     ):
         assert np.array_equal(np.asarray(open_image(tmp_path / "lab.png")), pixels)
+    lut = matrix_profile_bytes(extra=((b"A2B0", b"mft2\0\0\0\0"),))  # lcms reads it, but cannot convert from it
+    Image.fromarray(pixels).save(tmp_path / "lut.png", icc_profile=lut)
+    with pytest.warns(NSTWarning, match="embeds an ICC profile that cannot be used .*; it is taken as sRGB"):
+        assert np.array_equal(np.asarray(open_image(tmp_path / "lut.png")), pixels)
 
 
 def test_outputs_are_tagged_srgb_by_default():

@@ -3,7 +3,8 @@
 `WeightsServer(files)` serves `files[name]` at `/<name>` and records every request (path and
 Range header). Switches: `cut_at` (close the connection once after that many bytes of the
 file, announcing the full length), `corrupt` (flip one byte), `ignore_range` (answer 200
-with the whole file). Plus the fixtures `weights_home` and `fixture_weights`, which point
+with the whole file), `gate` (a threading.Event each answer waits for, to hold a download
+open while a test starts a second process). Plus the fixtures `weights_home` and `fixture_weights`, which point
 NST_HOME at a temporary folder and the registry's vgg19 entry at a synthetic `.mat` served
 here (import them into a test module to use them).
 """
@@ -27,6 +28,7 @@ class WeightsServer:
         self.cut_at: int | None = None  # one-shot: file offset after which the connection is closed
         self.corrupt = False
         self.ignore_range = False
+        self.gate: threading.Event | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
@@ -58,6 +60,8 @@ class WeightsServer:
             def do_GET(self) -> None:
                 range_header = self.headers.get("Range")
                 server.requests.append((self.path, range_header))
+                if server.gate is not None:
+                    server.gate.wait(timeout=120)
                 data = server.files.get(self.path.lstrip("/"))
                 if data is None:
                     self.send_error(404, "Not Found")

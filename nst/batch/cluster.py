@@ -9,19 +9,19 @@ as failed; Ctrl-C cancels the tasks not finished and keeps what is written.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nst.batch.execution import RAY_LOCAL, Execution
+from nst.batch.execution import Execution
 from nst.batch.jobs import Job
 from nst.batch.local import OnEvent
+from nst.batch.ray_connect import connect, first_line
 from nst.batch.worker import Inputs, Outcome, Worker, run_guarded, set_threads
 from nst.errors import ConfigError, ImageError, NSTError, OutputError
 
@@ -78,7 +78,7 @@ def shared_inputs(inputs: Inputs) -> Shared:
 
 
 def run_ray(
-    jobs: Sequence[Any],
+    jobs: Iterable[Any],
     inputs: Inputs,
     execution: Execution,
     *,
@@ -92,23 +92,9 @@ def run_ray(
     `execution.cpus_per_task` CPUs, and as many threads. `remote`: how a job runs there (a
     batch's images by default)."""
     ray = import_ray()
-    address = execution.ray
-    started = False
-    if not ray.is_initialized():
-        local = address in (None, RAY_LOCAL)
-        # A new local instance, quiet and without a dashboard; Ray refuses those options when
-        # it joins a cluster (an address, or $RAY_ADDRESS).
-        fresh = local and not os.environ.get("RAY_ADDRESS")
-        options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR"} if fresh else {}
-        try:
-            ray.init(address=None if local else address, **options)
-        except Exception as exc:  # no cluster there, a version mismatch, a node that did not start
-            with contextlib.suppress(Exception):
-                ray.shutdown()  # whatever it started
-            target = "$RAY_ADDRESS" if local else address
-            where = "start a local Ray instance" if fresh else f"join the Ray cluster at {target}"
-            raise ConfigError(f"--ray: could not {where} ({_first_line(exc)})") from None
-        started = True
+    started = not ray.is_initialized()
+    if started:
+        connect(ray, execution.ray)
     try:
         _run(ray, jobs, inputs, execution, remote or IMAGES, device=device, on_event=on_event, on_outcome=on_outcome)
     finally:
@@ -118,7 +104,7 @@ def run_ray(
 
 def _run(
     ray: Any,
-    jobs: Sequence[Any],
+    jobs: Iterable[Any],
     inputs: Inputs,
     execution: Execution,
     remote: Remote,
@@ -145,12 +131,16 @@ def _run(
     events = Queue(actor_options={"num_cpus": 0})
     slots = int(gpus if use_gpu else cpus // cpus_per_task)
     in_flight = max(2, 2 * slots)  # enough to keep every slot busy; the rest wait here, not in the object store
-    todo = list(jobs)
+    todo = iter(jobs)  # taken as slots free up: taking one may claim its output
     pending: dict[Any, Any] = {}
+    more = True
     try:
-        while todo or pending:
-            while todo and len(pending) < in_flight:
-                job = todo.pop(0)
+        while more or pending:
+            while more and len(pending) < in_flight:
+                job = next(todo, None)
+                if job is None:
+                    more = False
+                    break
                 try:
                     data = remote.payload(job)
                 except (OSError, NSTError) as exc:
@@ -187,13 +177,8 @@ def _drain(events: Any, on_event: OnEvent) -> None:
 def _one_line(exc: BaseException, retries: int) -> str:
     cause = getattr(exc, "cause", None)
     if cause is not None:
-        return _first_line(cause)
-    return f"the Ray task failed after {retries} retries ({_first_line(exc)})"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+        return first_line(cause)
+    return f"the Ray task failed after {retries} retries ({first_line(exc)})"
 
 
 # --- on the Ray worker ----------------------------------------------------------------------

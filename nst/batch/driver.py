@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from nst.batch.claims import Claims, run_claimed
 from nst.batch.execution import Execution
 from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_jobs, parameter_sets, style_label
 from nst.batch.local import OnEvent, run_pool, run_sequential
@@ -91,9 +92,7 @@ def stylize_batch(
     step and output done. Ctrl-C raises `BatchInterrupted` with the results so far.
     """
     outdir = Path(outdir)
-    style_paths = tuple(Path(s) for s in styles)
-    target_path = Path(targets) if targets is not None else None
-    _check_styles(style_paths, target_path)
+    style_paths, target_path = _check_styles(styles, targets)
     if execution.ray is None:
         check_provider(config.provider)  # one that cannot run here fails once, before any work
     jobs = make_jobs(
@@ -106,34 +105,76 @@ def stylize_batch(
     model_path = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
     manifest = _open_folder(outdir)
     report: OnEvent = callback or (lambda event: None)
-    results: dict[int, BatchResult] = {}
-    to_run: list[Job] = []
-    for job in jobs:
-        if (outdir / job.output).exists() and not overwrite:
-            results[job.index] = _skipped(job, outdir, manifest, style_paths, target_path)
-        else:
-            to_run.append(job)
+    results: dict[int, BatchResult] = {  # made by an earlier run: as the manifest says
+        job.index: _skipped(job, outdir, manifest, style_paths, target_path)
+        for job in jobs
+        if not overwrite and (outdir / job.output).exists()
+    }
+    to_run = [job for job in jobs if job.index not in results]
     report(BatchEvent("planned", outputs=len(jobs), to_run=len(to_run)))
+    claims, started = Claims(outdir), time.time()
 
     def on_outcome(job: Job, outcome: Outcome) -> None:
-        result = _write(job, outcome, outdir, overwrite=overwrite)
-        manifest.append(_record(result, job, style_paths, target_path))
+        try:
+            result = _write(job, outcome, outdir, overwrite=overwrite)
+            manifest.append(_record(result, job, style_paths, target_path))
+        finally:
+            claims.release(job.output)
         results[job.index] = result
         for message in outcome.warnings:
             warnings.warn(f"{job.content.name}: {message}", NSTWarning, stacklevel=2)
         report(BatchEvent("done", job.index, result=result))
 
+    def made_elsewhere(job: Job) -> None:
+        results[job.index] = _skipped(job, outdir, manifest.reload(), style_paths, target_path)
+        report(BatchEvent("done", job.index, result=results[job.index]))
+
+    inputs = Inputs(model_path, config, style_paths, target_path, history)
     try:
-        if to_run:
-            inputs = Inputs(model_path, config, style_paths, target_path, history)
-            run_jobs(to_run, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome)
+        run_claimed(
+            to_run,
+            claims,
+            lambda claimed: run_jobs(
+                claimed, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome
+            ),
+            made=lambda job: _made_since(outdir / job.output, started if overwrite else None),
+            on_made=made_elsewhere,
+            on_busy=lambda count: warnings.warn(_busy(count, outdir), NSTWarning, stacklevel=2),
+        )
     except KeyboardInterrupt:
         raise BatchInterrupted([results[job.index] for job in jobs if job.index in results]) from None
+    finally:
+        claims.release_all()
     return [results[job.index] for job in jobs]
 
 
+def _made_since(path: Path, since: float | None) -> bool:
+    """Whether `path` exists (and was written at `since` or later, when given): made by
+    another batch on the same folder while this one ran."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return False
+    return since is None or mtime >= since - 1.0  # file systems' clocks are coarse
+
+
+def _busy(count: int, outdir: Path) -> str:
+    return (
+        f"another nst process is making {count} output(s) in {outdir}; this batch waits for it and "
+        "makes any it leaves unmade"
+    )
+
+
+class Jobs(Protocol):
+    """Jobs a runner takes in turn, and at most how many (what pools are sized by)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
 def run_jobs(
-    jobs: Sequence[Any],
+    jobs: Jobs,
     inputs: Inputs,
     execution: Execution,
     *,
@@ -190,7 +231,11 @@ def threads_per_worker(workers: int) -> int:
     return max(1, physical_cores() // workers)
 
 
-def _check_styles(styles: tuple[Path, ...], targets: Path | None) -> None:
+def _check_styles(
+    style_names: Sequence[str | Path], targets_name: str | Path | None
+) -> tuple[tuple[Path, ...], Path | None]:
+    styles = tuple(Path(s) for s in style_names)
+    targets = Path(targets_name) if targets_name is not None else None
     if not styles and targets is None:
         raise ConfigError("no style given; pass style images (--style STYLE) or --targets FILE")
     if styles and targets is not None:
@@ -198,6 +243,7 @@ def _check_styles(styles: tuple[Path, ...], targets: Path | None) -> None:
     for path in (*styles, *([targets] if targets else [])):
         if not path.is_file():
             raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
+    return styles, targets
 
 
 def _check_model(
@@ -209,7 +255,7 @@ def _check_model(
 ) -> Path:
     """The model's path, and every check that would fail each output alike, made once now:
     the model opens, the targets belong to it, the styles match the blend and scales."""
-    from nst.runtime.stylize import style_blend, style_scales
+    from nst.runtime.plan import style_blend, style_scales
 
     path = resolve_model(model, pooling=config.pooling)
     info = model_info(load_onnx(path), path)

@@ -24,7 +24,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 # Options a sweep cannot vary: one network and pooling per batch, one device and one
 # onnxruntime provider (a worker's session is made once), and options that name files or
 # hold a list (their values contain commas).
-NOT_SWEPT = ("pooling", "device", "provider", "initial", "checkpoint_iterations", "style_scales", "style_blend_weights")
+NOT_SWEPT = ("pooling", "device", "provider", "initial", "checkpoint_iterations", "style_scales", "style_blend_weights",
+             "style_masks", "labels", "content_mask", "style_regions")  # fmt: skip
 
 DEFAULT_NAME = "{content}-{style}.png"
 
@@ -59,6 +60,7 @@ class BatchEvent:
     terms: Mapping[str, float] = field(default_factory=dict)
     elapsed: float = 0.0  # step: seconds since the output's run started
     result: Any = None  # done: its BatchResult
+    worker: str = ""  # step: host:pid of the process making it
 
 
 def expand_contents(items: Sequence[str | Path], *, exclude: Path | None = None) -> list[Path]:

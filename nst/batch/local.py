@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -25,7 +25,7 @@ OnOutcome = Callable[[Job, Outcome], None]
 
 
 def run_sequential(
-    jobs: Sequence[Any],
+    jobs: Iterable[Any],
     inputs: Inputs,
     *,
     device: str,
@@ -40,7 +40,7 @@ def run_sequential(
 
 
 def run_pool(
-    jobs: Sequence[Any],
+    jobs: Iterable[Any],
     inputs: Inputs,
     *,
     workers: int,
@@ -52,7 +52,8 @@ def run_pool(
 ) -> None:
     """The jobs over `workers` spawned processes with `threads` threads each; worker i runs
     on devices[i % len(devices)] (one GPU each on CUDA). `task` (a module-level function, sent
-    by name) runs each job on its process's session."""
+    by name) runs each job on its process's session. Jobs are taken from `jobs` as slots free
+    up, two per worker in flight, not all at once (taking one may claim its output)."""
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
     events: Any = context.Queue()
     slots: Any = context.Queue()
@@ -64,20 +65,25 @@ def run_pool(
         initializer=start_pool_worker,
         initargs=(inputs, threads, tuple(devices), slots, events),
     )
+    todo = iter(jobs)
+    futures: dict[Future[Outcome], Any] = {}
     try:
-        futures: dict[Future[Outcome], Any] = {pool.submit(run_pool_job, job, task): job for job in jobs}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        while True:
+            while len(futures) < 2 * workers and (job := next(todo, None)) is not None:
+                try:
+                    futures[pool.submit(run_pool_job, job, task)] = job
+                except BrokenProcessPool as exc:  # a worker died earlier: the pool takes no more
+                    on_outcome(job, Outcome(job.index, error=_died(exc)))
+            if not futures:
+                break
+            done, _ = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(events, on_event)
             for future in sorted(done, key=lambda f: futures[f].index):
-                job = futures[future]
+                job = futures.pop(future)
                 try:
                     outcome = future.result()
                 except BrokenProcessPool as exc:
-                    outcome = Outcome(
-                        job.index, error=f"its worker process died ({exc or 'killed'}); run the batch again"
-                    )
+                    outcome = Outcome(job.index, error=_died(exc))
                 except Exception as exc:  # the pool failed to run it: this output fails, not the batch
                     outcome = Outcome(job.index, error=f"{type(exc).__name__}: {exc}")
                 on_outcome(job, outcome)
@@ -88,6 +94,10 @@ def run_pool(
         pool.shutdown(wait=True, cancel_futures=True)
         events.close()
         slots.close()
+
+
+def _died(exc: BaseException) -> str:
+    return f"its worker process died ({exc or 'killed'}); run the batch again"
 
 
 def _drain(events: Any, on_event: OnEvent) -> None:

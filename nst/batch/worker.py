@@ -96,6 +96,7 @@ class Worker:
                         loss=step.total,
                         terms=dict(step.terms),
                         elapsed=step.elapsed,
+                        worker=worker_name(),
                     )
                 )
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from nst.errors import NSTError, NSTWarning
+from nst.errors import NSTError, NSTNote, NSTWarning
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "stylize-batch": "nst.cli.batch_cmd:stylize_batch_cmd",
     "stylize-video": "nst.cli.video_cmd:stylize_video_cmd",
     "check-model": "nst.cli.check_cmd:check_model_cmd",
+    "serve": "nst.cli.serve_cmd:serve_cmd",
 }
 
 
@@ -82,7 +83,9 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     """NSTWarnings as one line on stderr; other warnings as Python shows them."""
-    if issubclass(category, NSTWarning):
+    if issubclass(category, NSTNote):
+        click.echo(f"note: {message}", err=True)
+    elif issubclass(category, NSTWarning):
         click.echo(f"warning: {message}", err=True)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))

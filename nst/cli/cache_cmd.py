@@ -86,7 +86,8 @@ def cache() -> None:
 @cache.command("list")
 def cache_list() -> None:
     """List cached weights, partial downloads and exported models."""
-    from nst.models.cache import cache_dir, list_cache
+    from nst.models.cache import cache_dir
+    from nst.models.cache_contents import list_cache
 
     files = list_cache()
     click.echo(f"cache folder: {cache_dir()}")
@@ -110,7 +111,8 @@ def cache_list() -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_clear(what: Literal["weights", "models"] | None, yes: bool) -> None:
     """Delete what nst put in the cache (everything unless --only); files placed by hand stay."""
-    from nst.models.cache import cache_dir, clear_cache
+    from nst.models.cache import cache_dir
+    from nst.models.cache_contents import clear_cache
 
     scope: Literal["all", "weights", "models"] = what or "all"
     label = {"all": "all weights and models", "weights": "all weights", "models": "all exported models"}[scope]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,7 +59,44 @@ def check_model_cmd(
     from nst.check import check_model
 
     config = CheckConfig(runtime=runtime, provider=provider, image=image, size=size, weights=weights)
-    report = check_model(model, config=config)
+    bars = _RuntimeBars()
+    try:
+        report = check_model(model, config=config, progress=bars)
+    finally:
+        bars.close()
     click.echo(report.table())
     if not report.ok:
         sys.exit(1)
+
+
+SLOW_REFERENCE = (
+    "onnx-reference: onnx's evaluator is pure Python and takes minutes on large or fp16 graphs "
+    "(--runtime onnxruntime skips it)"
+)
+
+
+class _RuntimeBars:
+    """check_model's progress on stderr: a line before the slow reference evaluator, and a bar
+    per runtime (its timed runs, or the reference evaluator's nodes) where stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.runtime: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, runtime: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if runtime != self.runtime:
+            self.close()
+            self.runtime = runtime
+            if runtime == "onnx-reference":
+                click.echo(SLOW_REFERENCE, err=True)
+            unit = "node" if runtime == "onnx-reference" else "run"
+            self.bar = tqdm(total=total, desc=runtime, unit=unit, file=sys.stderr, leave=False, disable=None)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

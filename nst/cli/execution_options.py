@@ -54,8 +54,10 @@ def execution_options(what: str) -> Callable[[Callable], Callable]:
             )
             if execution.ray is not None:
                 from nst.batch.cluster import import_ray
+                from nst.batch.ray_connect import check_reachable
 
-                import_ray()  # a missing extra is a one-line error before any work
+                import_ray()  # a missing extra, or no cluster at the address, is a one-line error before any work
+                check_reachable(execution.ray)
             return command(execution=execution, **params)
 
         for option in reversed(options):

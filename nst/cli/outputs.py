@@ -1,5 +1,6 @@
 """Where a stylize run writes besides its image: checkpoint names, run states, the loss log,
-all checked before any work; and the fallback when the final write fails."""
+all checked before any work; and the fallback when the final write fails. (`Encoding`, how
+its images are written, is `nst.runtime.record`'s: the web app writes with it too.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from nst.errors import ConfigError, OutputError
 from nst.fileio import check_writable, fallback_path
-from nst.runtime.config import BitDepth, StylizeConfig
-from nst.runtime.record import LossLog
+from nst.runtime.config import StylizeConfig
+from nst.runtime.record import Encoding, LossLog
 from nst.runtime.state import state_path
 
 if TYPE_CHECKING:
@@ -32,8 +33,24 @@ class OutputPaths:
         return [self.output, state_path(self.output), *later, *map(state_path, later), *self.log.paths()]
 
     def check(self, *, overwrite: bool, after: int = 0) -> None:
+        self._check_distinct()
         for path in self.all(after):
             check_writable(path, overwrite=overwrite)
+
+    def _check_distinct(self) -> None:
+        """No two of the run's files share a name (a checkpoint template that names the output
+        would otherwise be found out at the end, when the output cannot be written)."""
+        roles = {"the output": self.output, "the output's state": state_path(self.output)}
+        for i, path in self.checkpoints.items():
+            roles |= {f"checkpoint {i}": path, f"checkpoint {i}'s state": state_path(path)}
+        roles |= {f"the loss log {p.name}": p for p in self.log.paths()}
+        seen: dict[Path, str] = {}
+        for role, path in roles.items():
+            other = seen.setdefault(path.resolve(), role)
+            if other != role:
+                raise ConfigError(
+                    f"{other} and {role} would both be written to {path}; choose another --checkpoint-output or -o"
+                )
 
 
 def output_paths(output: Path, config: StylizeConfig, *, template: str | None, log: bool, plot: bool) -> OutputPaths:
@@ -66,21 +83,6 @@ def checkpoint_path(template: str, iteration: int) -> Path:
     return Path(name)
 
 
-@dataclass(frozen=True)
-class Encoding:
-    """How a run writes its images, final and checkpoints alike: the PNG text (its provenance,
-    `Stylizer.provenance`), the bits per channel, and the colour profile (None: sRGB)."""
-
-    text: dict[str, str]
-    bit_depth: BitDepth = 8
-    profile: bytes | None = None
-
-    def save(self, image: OutputImage, path: Path, *, overwrite: bool) -> None:
-        from nst.runtime.images import save_image
-
-        save_image(image, path, overwrite=overwrite, text=self.text, bit_depth=self.bit_depth, profile=self.profile)
-
-
 def save_final(image: OutputImage, path: Path, *, overwrite: bool, encoding: Encoding) -> None:
     """Write the finished image; if that fails after all, save it in the temporary folder and
     raise an OutputError that says where (finished work is never lost)."""
@@ -88,5 +90,9 @@ def save_final(image: OutputImage, path: Path, *, overwrite: bool, encoding: Enc
         encoding.save(image, path, overwrite=overwrite)
     except OutputError as exc:
         fallback = fallback_path(path)
-        encoding.save(image, fallback, overwrite=True)
+        try:
+            encoding.save(image, fallback, overwrite=True)
+        except OutputError:
+            fallback.unlink(missing_ok=True)  # the temporary folder is full too: no empty file left there
+            raise exc from None
         raise OutputError(f"{exc}; the image was saved to {fallback} instead") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from nst.runtime.loop import Step
     from nst.runtime.run import StylizeInterrupted
     from nst.runtime.state import RunState
+    from nst.serve.preview import Preview
 
 
 @click.command("stylize")
@@ -45,6 +47,14 @@ if TYPE_CHECKING:
     help="Continue the run saved in STATE (a checkpoint's .state file, or the one Ctrl-C wrote), "
     "with the same CONTENT and STYLEs; options not given are the saved run's.",
 )
+@click.option(
+    "--preview",
+    type=click.IntRange(0, 65535),
+    is_flag=False,
+    flag_value=8765,
+    metavar="[PORT]",
+    help="Watch the run in the browser at http://127.0.0.1:PORT/ (read-only; needs nst[serve]).  [default port: 8765]",
+)
 @stylize_options
 def stylize_cmd(
     content: Path,
@@ -52,6 +62,7 @@ def stylize_cmd(
     output: Path,
     checkpoint_output: str | None,
     resume: Path | None,
+    preview: int | None,
     source: ModelSource,
     report: Reporting,
     options: dict[str, Any],
@@ -82,23 +93,53 @@ def stylize_cmd(
     paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
     for path in (output, *paths.checkpoints.values()):
         check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
+    if state is None:
+        _hint_resumable(output, paths)
     paths.check(overwrite=report.overwrite, after=state.iteration if state else 0)  # before any work
     profile = output_profile(config.output_profile, content, bit_depth=config.bit_depth)
     if report.plot:
         require_matplotlib()
     check_provider(config.provider)
     model = source.resolve(config.pooling)
-    _run(
-        content,
-        styles,
-        model=model,
-        targets=source.targets,
-        config=config,
-        paths=paths,
-        state=state,
-        report=report,
-        profile=profile,
-    )
+    with _live_view(preview, config, content, styles) as live:
+        _run(
+            content,
+            styles,
+            model=model,
+            targets=source.targets,
+            config=config,
+            paths=paths,
+            state=state,
+            report=report,
+            profile=profile,
+            live=live,
+        )
+
+
+def _live_view(port: int | None, config: StylizeConfig, content: Path, styles: tuple[Path, ...]) -> Any:
+    """--preview's server for the length of the run (nothing without it)."""
+    if port is None:
+        return contextlib.nullcontext(None)
+    from nst.cli.serve_cmd import require_extra
+
+    require_extra()
+    from nst.serve.preview import previewing
+
+    return previewing(port, config=config, content=content, styles=styles)
+
+
+def _hint_resumable(output: Path, paths: OutputPaths) -> None:
+    """A run of this output that was stopped (killed, or Ctrl-C) left a state: say how to
+    continue it, before this run starts again from the beginning."""
+    from nst.runtime.state import resumable_state
+
+    found = resumable_state(output, paths.checkpoints.values())
+    if found is not None:
+        click.echo(
+            f"note: {found.path} holds an unfinished run of {output} (iteration {found.iteration} of "
+            f"{found.iterations}); to continue it instead, add --resume {found.path} --overwrite",
+            err=True,
+        )
 
 
 def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
@@ -126,6 +167,7 @@ def _run(
     state: RunState | None,
     report: Reporting,
     profile: bytes | None,
+    live: Preview | None = None,
 ) -> None:
     from nst.cli.outputs import Encoding, save_final
     from nst.cli.progress import StepDisplay
@@ -141,6 +183,9 @@ def _run(
     display = StepDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every, done=len(rows))
     overwrite = report.overwrite
     on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite)
+    if live is not None:
+        click.echo(f"live view: {live.url}", err=True)
+        on_step = live.following(on_step)
     try:
         image = session.render(content, styles=styles, targets=targets, callback=on_step, resume=state)
     except StylizeInterrupted as stop:

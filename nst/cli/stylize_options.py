@@ -28,6 +28,7 @@ from nst.runtime.config import (
     LBFGS_ONLY,
     ColorMode,
     LossScale,
+    MaskMode,
     OptimizerName,
     OutputProfile,
     Pooling,
@@ -37,6 +38,7 @@ from nst.runtime.config import (
 )
 
 PATH = click.Path(path_type=Path, dir_okay=False)
+MASK = click.Path(dir_okay=False)  # a str: masks are recorded in the PNG's parameters as given
 _D = StylizeConfig()  # the defaults, in one place
 
 
@@ -109,6 +111,20 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help=f"Long side of the coarsest stage.  [default: {_D.min_size}]"),
     click.option("--checkpoint-iterations", type=ranged("checkpoint_iterations", int),
                  help="Every N iterations, write the best image so far and the run's state (to --resume from)."),
+    click.option("--style-mask", "style_masks", type=MASK, multiple=True, metavar="MASK",
+                 help="A greyscale mask per style, in the styles' order: white where that style applies, soft "
+                 "values share a pixel (the masks must sum to at most 1; where less, the rest is unstyled)."),
+    click.option("--labels", type=MASK, metavar="MAP",
+                 help="Instead of --style-mask: a label map, one colour per region; the regions take the styles "
+                 "in ascending order of colour (a palette or 0, 1, 2... greyscale map: by index)."),
+    click.option("--content-mask", type=MASK, metavar="MASK",
+                 help="Where the content counts (white); elsewhere only the styles and smoothness shape the image."),
+    click.option("--style-region", "style_regions", multiple=True, metavar="STYLE:MASK",
+                 help="Use only part of a style image (white in MASK, over that style) for its targets; STYLE is "
+                 "its number (1, 2, ...) or file name."),
+    click.option("--mask-mode", type=choice(MaskMode), default=_D.mask_mode, show_default=True,
+                 help="soft: masks averaged through the network (soft edges); inside: eroded so that no unit "
+                 "sees across a region's border (no bleeding, a seam at the border)."),
     click.option("--bit-depth", type=click.Choice(["8", "16"]), default=str(_D.bit_depth), show_default=True,
                  callback=lambda _ctx, _param, value: int(value) if value is not None else None,
                  help="Bits per channel of PNG and TIFF outputs (and checkpoints); 16 writes the float image "
@@ -118,7 +134,7 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  "image's embedded ICC profile (Adobe RGB, Display P3, ...) and tagged with it."),
 ]  # fmt: skip
 
-_MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
+_NETWORK_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("-m", "--model", type=PATH,
                  help="The ONNX extractor (made by `nst export-vgg`).  [default: the cached model of --weights, "
                  "downloaded and exported on first use]"),
@@ -129,6 +145,9 @@ _MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("--weights-layout", type=choice(LayoutChoice), default="auto", show_default=True,
                  help="The input --weights expects: torchvision (RGB, normalized) or caffe (BGR 0-255); "
                  "auto: from a known file's hash, its keys or its preprocessing."),
+]  # fmt: skip
+_MODEL_OPTIONS: list[Callable[[Callable], Callable]] = [
+    *_NETWORK_OPTIONS,
     click.option("--targets", type=PATH,
                  help="Precomputed style Grams (`nst precompute-style`), instead of STYLE images."),
 ]  # fmt: skip
@@ -202,6 +221,20 @@ def stylize_options(command: Callable) -> Callable:
         return command(source=source, report=report, options=options, **params)
 
     for option in reversed([*_MODEL_OPTIONS, *_CONFIG_OPTIONS, *_REPORT_OPTIONS]):
+        grouped = option(grouped)
+    return grouped
+
+
+def model_options(command: Callable) -> Callable:
+    """Add -m, --weights and --weights-layout to a command that runs a network on images it is
+    given (no --targets); it receives them as `source` (ModelSource)."""
+
+    @functools.wraps(command)
+    def grouped(**params: Any) -> Any:
+        source = ModelSource(params.pop("model"), params.pop("weights"), None, params.pop("weights_layout"))
+        return command(source=source, **params)
+
+    for option in reversed(_NETWORK_OPTIONS):
         grouped = option(grouped)
     return grouped
 

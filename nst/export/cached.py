@@ -15,7 +15,16 @@ from nst.contract import FORMAT_VERSION
 from nst.errors import ConfigError
 from nst.export.onnx_graph import ExportConfig
 from nst.fileio import atomic_path
-from nst.models.cache import NotifyFn, models_dir, record_owned, resolve_weights, source_sha256, usable_cache_dir
+from nst.locks import waiting_lock
+from nst.models.cache import (
+    NotifyFn,
+    lock_path,
+    models_dir,
+    record_owned,
+    resolve_weights,
+    source_sha256,
+    usable_cache_dir,
+)
 from nst.models.convention import LayoutChoice
 from nst.models.download import ProgressFn
 from nst.models.layers import Pooling
@@ -51,14 +60,24 @@ def cached_model(
     source = resolve_weights(weights, progress=progress, notify=notify)
     digest = source_sha256(source)
     model = cached_model_path(digest, config)
-    if model.is_file():
-        if notify:
-            notify(f"using cached model {model}")
-        return model
+    if not model.is_file():
+        usable_cache_dir()
+        # Processes that start at once: one exports, the others wait and then use its file.
+        written = lambda: sum(p.stat().st_size for p in model.parent.glob(f".{model.stem}.*"))  # noqa: E731
+        with waiting_lock(
+            lock_path(f"model-{model.stem}"), what=f"exporting {model.name}", progress=written, notify=notify
+        ):
+            if not model.is_file():
+                _export(source, digest, model, config, notify)
+                return model
+    if notify:
+        notify(f"using cached model {model}")
+    return model
 
+
+def _export(source: Path, digest: str, model: Path, config: ExportConfig, notify: NotifyFn | None) -> None:
     from nst.export.save import export_vgg_file
 
-    usable_cache_dir()
     if notify:
         notify(f"exporting {source} to {model} (once; later runs reuse it)")
     model.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +92,6 @@ def cached_model(
     with atomic_path(model.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(note, indent=1))
     record_owned(model, model.with_suffix(".json"))
-    return model
 
 
 def resolve_model(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nst.errors import DownloadError
-from nst.fileio import file_digests
+from nst.fileio import disk_full, file_digests
 
 # (bytes done, total bytes or None when the server does not say) -> None
 ProgressFn = Callable[[int, "int | None"], None]
@@ -94,9 +94,11 @@ def download_file(
                 fetched += cut.received
                 failures.append((url, str(cut)))
                 continue  # resume from what the .part now holds
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+                if disk_full(exc):
+                    raise _disk_full(dest, part) from None
                 failures.append((url, _reason(exc, timeout)))
-                break  # this URL does not answer: try the next one
+                break  # this URL does not answer (or is not a URL urllib can fetch): try the next one
             digests = _verify(url, dest, part, checksums, size)
             os.replace(part, dest)
             return DownloadResult(dest, url, digests, fetched, resumed_from)
@@ -167,6 +169,8 @@ def _fetch(url: str, part: Path, size: int | None, progress: ProgressFn | None, 
                     if progress:
                         progress(done, total)
             except (OSError, http.client.HTTPException) as exc:  # reset, timeout, IncompleteRead
+                if disk_full(exc):
+                    raise
                 cut = _Cut(done, end, _reason(exc, timeout))
         # http.client returns b"" at a premature close instead of raising: compare with the length.
         if cut is None and end is not None and done < end:
@@ -175,6 +179,15 @@ def _fetch(url: str, part: Path, size: int | None, progress: ProgressFn | None, 
             cut.received = done - offset
             raise cut
         return done - offset
+
+
+def _disk_full(dest: Path, part: Path) -> DownloadError:
+    """The disk filled up during the download: its partial file goes, to give the space back."""
+    part.unlink(missing_ok=True)
+    return DownloadError(
+        f"cannot download {dest.name}: the disk is full (ENOSPC) writing {part}; the partial file was deleted. "
+        f"Free some space in {dest.parent}, or set NST_HOME to a folder on another disk"
+    )
 
 
 def _verify(url: str, dest: Path, part: Path, checksums: Mapping[str, str], size: int | None) -> dict[str, str]:

@@ -82,8 +82,21 @@ class WeightsFile:
         """`$NST_WEIGHTS_URL/<file name>` when that is set, else the published URLs."""
         base = os.environ.get(ENV_WEIGHTS_URL, "").strip()
         if base:
-            return (f"{base.rstrip('/')}/{self.file_name}",)
+            return (f"{mirror_url(base).rstrip('/')}/{self.file_name}",)
         return self.urls
+
+
+def mirror_url(base: str) -> str:
+    """$NST_WEIGHTS_URL, checked: a URL that urllib can fetch from (http, https, ftp or file)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    if parts.scheme.lower() not in ("http", "https", "ftp", "file") or not (parts.netloc or parts.scheme == "file"):
+        raise ConfigError(
+            f"{ENV_WEIGHTS_URL}={base!r} is not a URL; give the folder that holds the weight files, "
+            "such as https://mirror.example/models (each file is fetched as $NST_WEIGHTS_URL/<file name>)"
+        )
+    return base
 
 
 WEIGHTS: dict[str, WeightsFile] = {

@@ -24,6 +24,7 @@ Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime
 LossScale = Literal["reference", "balanced"]
 BitDepth = Literal[8, 16]  # bits per channel of PNG and TIFF outputs
 OutputProfile = Literal["srgb", "content"]  # the outputs' colour profile
+MaskMode = Literal["soft", "inside"]  # region guides: averaged, or eroded to units that see only the region
 Device = str  # auto | cpu | cuda | cuda:N (see check_device)
 
 SEED_MAX = 2**64 - 1
@@ -108,6 +109,11 @@ class StylizeConfig:
     low_memory: bool = False  # activation checkpointing: ~1 more forward per iteration, far less memory
     compile: bool = False  # torch.compile the objective (slow first iteration; pays on long runs)
     provider: Provider = "auto"  # onnxruntime's, for the style pass; auto: CUDA on a CUDA device, else the CPU
+    style_masks: tuple[str, ...] = ()  # one greyscale mask per style: where it applies (white), soft values share
+    labels: str | None = None  # instead of style_masks: a label map, one colour per style's region
+    content_mask: str | None = None  # where the content term applies; elsewhere only the styles and TV
+    style_regions: tuple[str, ...] = ()  # STYLE:MASK: only that part of a style image makes its target Grams
+    mask_mode: MaskMode = "soft"  # soft guides, or inside: eroded so that no unit sees across a border
     bit_depth: BitDepth = 8  # output only: 16 writes PNG/TIFF from the float image
     output_profile: OutputProfile = "srgb"  # output only: tagged sRGB, or converted to the content's ICC profile
 
@@ -117,6 +123,8 @@ class StylizeConfig:
         if blend is not None and sum(blend) <= 0:
             raise ConfigError(f"--style-blend-weights must have a positive sum, got {blend!r}")
         check_device(self.device)
+        if self.style_masks and self.labels is not None:
+            raise ConfigError("give --style-mask per style or --labels, not both")
 
     def replace(self, **changes: Any) -> StylizeConfig:
         return dataclasses.replace(self, **changes)
@@ -243,7 +251,7 @@ def check(config: Any, rules: dict[str, Rule] | None = None) -> None:
             continue
         allowed = choices(hints[field.name])
         if allowed and value not in allowed:
-            raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(allowed)}, got {value!r}")
+            raise ConfigError(f"{option_name(field.name)} must be one of {', '.join(map(str, allowed))}, got {value!r}")
         rule = rules.get(field.name)
         if rule is None:
             continue

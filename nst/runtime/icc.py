@@ -49,12 +49,12 @@ def to_srgb(img: Image, profile: bytes | None, name: str = "the image") -> Image
         return rgb_image(img)
     space = source.profile.xcolor_space.strip()
     if space == "CMYK" and img.mode == "CMYK":
-        return _convert(img, source, "RGB")
+        return _convert(img, source, name)
     rgb = rgb_image(img)
     if space == "RGB":
-        return _convert(rgb, source, "RGB")
+        return _convert(rgb, source, name)
     if space == "GRAY" and _is_grey(rgb):
-        return _convert(rgb.convert("L"), source, "RGB")
+        return _convert(rgb.convert("L"), source, name)
     warnings.warn(
         f"{name} embeds a {space} ICC profile that does not fit its {img.mode} pixels; it is taken as sRGB",
         NSTWarning,
@@ -75,13 +75,21 @@ def _cms_profile(profile: bytes, name: str) -> Any:
         return None
 
 
-def _convert(img: Image, source: Any, mode: str) -> Image:
+def _convert(img: Image, source: Any, name: str) -> Image:
     from PIL import ImageCms
 
+    from nst.runtime.images import rgb_image
+
     srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
-    out = ImageCms.profileToProfile(
-        img, source, srgb, renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode=mode
-    )
+    try:
+        out = ImageCms.profileToProfile(
+            img, source, srgb, renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB"
+        )
+    except ImageCms.PyCMSError as exc:  # read, but lcms cannot convert from it (a malformed LUT)
+        warnings.warn(
+            f"{name} embeds an ICC profile that cannot be used ({exc}); it is taken as sRGB", NSTWarning, stacklevel=4
+        )
+        return rgb_image(img)
     assert out is not None  # inPlace=False returns the image
     out.info.pop("icc_profile", None)  # the pixels are sRGB now
     return out

@@ -46,6 +46,10 @@ class Step:
     image: Image | None = None  # the best image so far, at checkpoint iterations only
     state: RunState | None = None  # the run's state, at checkpoint iterations only (save it in the callback)
     rendered: Rendered | None = None  # `image` as float pixels (16-bit writers), with it
+    # `rendered` on demand, at every iteration: the same rendering of the best image so far, done
+    # only when called and from any thread (a live view calls it when it shows a frame, so the
+    # loop never pays for it); None before the first.
+    preview: Callable[[], Rendered] | None = None
 
     def row(self) -> dict[str, Any]:
         """The step as a JSON row (the loss log, a run state's history)."""

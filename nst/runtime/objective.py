@@ -24,6 +24,7 @@ import torch
 
 from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
+from nst.runtime.guides import RegionStyleTerm, StageGuides
 from nst.runtime.losses import content_loss, gram, style_layer_weights, style_loss, tv_loss
 from nst.runtime.mirror import VGGMirror
 
@@ -71,10 +72,12 @@ def tensor_key(*tensors: torch.Tensor) -> str:
 
 @dataclass(frozen=True)
 class ContentTerm:
-    """content_weight * sum_l blend_l * mean((F_l - P_l)^2), P_l the content's features."""
+    """content_weight * sum_l blend_l * mean(m_l (F_l - P_l)^2), P_l the content's features and
+    m_l the content mask carried to layer l (none: 1 everywhere)."""
 
     targets: Features  # layer -> the content image's features (1, C, h, w), float32
     weights: Mapping[str, float]  # layer -> content_weight * its blend share
+    masks: Mapping[str, torch.Tensor] | None = None  # layer -> (1, 1, h, w): where the content counts
     name: str = "content"
 
     @property
@@ -84,7 +87,11 @@ class ContentTerm:
     def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
         loss = image.new_zeros(())
         for layer, weight in self.weights.items():
-            loss = loss + weight * content_loss(features[layer].float(), self.targets[layer])
+            if self.masks is None:
+                loss = loss + weight * content_loss(features[layer].float(), self.targets[layer])
+            else:
+                squares = (features[layer].float() - self.targets[layer]).pow(2) * self.masks[layer]
+                loss = loss + weight * squares.mean()
         return loss
 
 
@@ -183,6 +190,7 @@ def content_term(
     *,
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     channels_last: bool = False,
+    masks: Mapping[str, torch.Tensor] | None = None,
 ) -> ContentTerm:
     """The content term of `content` (1, 3, H, W): its features, computed once, in the
     precision and layout the loop's features will have (kept as float32).
@@ -194,7 +202,7 @@ def content_term(
     targets = {layer: value.float() for layer, value in found.items()}
     if config.loss_scale == "balanced":
         weights = {layer: w / _mean_square(targets[layer]) for layer, w in weights.items()}
-    return ContentTerm(targets=targets, weights=weights)
+    return ContentTerm(targets=targets, weights=weights, masks=masks)
 
 
 def objective_terms(
@@ -206,9 +214,12 @@ def objective_terms(
     *,
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     channels_last: bool = False,
+    guides: StageGuides | None = None,
 ) -> list[Term]:
     """The objective's three terms, on the config's loss scale (`precision` and
-    `channels_last`: the loop's, in which the content's features are computed).
+    `channels_last`: the loop's, in which the content's features are computed). With
+    `guides`, each style applies in its region (a `RegionStyleTerm`: `style_grams` are then
+    per region, `blend` unused) and the content where its mask says.
 
     reference: anishathalye/neural-style's normalizations, so that its tuned weights carry over.
     balanced: each term relative to its own target, per layer (content / mean(P^2), style /
@@ -221,15 +232,19 @@ def objective_terms(
     tv_weight = config.tv_weight or 0.0
     if balanced:
         tv_weight /= max(float(tv_loss(content)), 1.0)  # a flat content would divide by ~0
+    masks = guides.content if guides is not None else None
+    layer_weights = style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp)
+    weight = config.style_weight or 0.0
+    style: Term = (
+        RegionStyleTerm(
+            targets=style_grams, guides=guides.styles, layer_weights=layer_weights, weight=weight, norms=norms
+        )
+        if guides is not None and guides.styles is not None
+        else StyleTerm(targets=style_grams, blend=blend, weight=weight, layer_weights=layer_weights, norms=norms)
+    )
     return [
-        content_term(model, content, config, precision=precision, channels_last=channels_last),
-        StyleTerm(
-            targets=style_grams,
-            blend=blend,
-            weight=config.style_weight or 0.0,
-            layer_weights=style_layer_weights(STYLE_LAYERS, config.style_layer_weight_exp),
-            norms=norms,
-        ),
+        content_term(model, content, config, precision=precision, channels_last=channels_last, masks=masks),
+        style,
         TVTerm(weight=tv_weight),
     ]
 

@@ -12,14 +12,17 @@ from typing import TYPE_CHECKING, Union
 
 import torch
 
-from nst.errors import ConfigError, NSTWarning
+from nst.errors import ConfigError, NSTWarning, TargetsError
+from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
 from nst.runtime.images import as_image, image_key
+from nst.runtime.losses import normalized
 from nst.runtime.objective import StyleGrams, Term, tensor_key, term_key
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from nst.runtime.regions import RegionMasks
     from nst.runtime.targets import StyleTargets
 
 # A start image in memory: a PIL image, or a (1, 3, H, W) 0-255 float tensor.
@@ -55,6 +58,7 @@ class Plan:
     styles_key: str
     extra_terms: Sequence[Term] = ()
     extras_key: str = ""  # the extra terms and an in-memory start image, for resumed states
+    regions: RegionMasks | None = None  # where each style, and the content, apply
 
 
 def start_image(initial: StartImage | None, config: StylizeConfig) -> StartImage | None:
@@ -165,3 +169,45 @@ def warn_targets_size(targets: StyleTargets, scales: Sequence[float], width: int
                 stacklevel=3,
             )
             return
+
+
+def target_grams(targets: StyleTargets, scales: Sequence[float], device: torch.device) -> list[StyleGrams]:
+    """[style] -> {layer: (1, C, C)} from a targets file, at each style's scale."""
+    grams: list[StyleGrams] = []
+    for index, scale in enumerate(scales):
+        entry = next(e for e in targets.grams_for(index) if e.scale == scale)
+        grams.append({name: torch.from_numpy(entry.grams[name]).to(device)[None] for name in STYLE_LAYERS})
+    return grams
+
+
+def style_blend(config: StylizeConfig, n_styles: int) -> tuple[float, ...]:
+    weights = config.style_blend_weights or (1.0,) * n_styles
+    if len(weights) != n_styles:
+        raise ConfigError(
+            f"--style-blend-weights has {len(weights)} values for {n_styles} style(s); give one per style"
+        )
+    return normalized(weights)
+
+
+def style_scales(config: StylizeConfig, n_styles: int, targets: StyleTargets | None) -> tuple[float, ...]:
+    """One style scale per style; with targets, checked against the scales they hold."""
+    scales = config.style_scales
+    if targets is not None:
+        available = sorted({entry.scale for entry in targets.entries})
+        if scales is None and len(available) == 1:
+            scales = (available[0],)
+        scales = scales or (1.0,)
+        for index, scale in enumerate(scales * n_styles if len(scales) == 1 else scales):
+            if all(entry.scale != scale for entry in targets.grams_for(index)):
+                raise TargetsError(
+                    f"the targets have no Grams at style scale {scale:g} for style {index + 1} "
+                    f"(they have {', '.join(f'{s:g}' for s in available)}); pass --style-scales to pick one"
+                )
+    scales = scales or (1.0,)
+    if len(scales) == 1:
+        return scales * n_styles
+    if len(scales) != n_styles:
+        raise ConfigError(
+            f"--style-scales has {len(scales)} values for {n_styles} style(s); give one, or one per style"
+        )
+    return scales

@@ -1,6 +1,7 @@
 """What a finished stylization carries besides its pixels, for `nst stylize`, every batch worker
-and the web app alike: the provenance its PNG records, the final loss that the closing line and
-the manifest report, and the loss log (CSV, optionally plotted) written beside the image."""
+and the web app alike: the provenance its PNG records and how it is encoded (`Encoding`), the
+final loss that the closing line and the manifest report, and the loss log (CSV, optionally
+plotted) written beside the image."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nst.errors import ConfigError
 from nst.fileio import atomic_path
-from nst.runtime.config import StylizeConfig, applied_options
+from nst.runtime.config import BitDepth, StylizeConfig, applied_options
 from nst.version import nst_version
+
+if TYPE_CHECKING:
+    from nst.runtime.images import OutputImage
 
 LOG_SUFFIX = ".losses.csv"
 PLOT_SUFFIX = ".losses.png"
@@ -45,6 +49,21 @@ def provenance(
         nst_version=nst_version(),
     )
     return {"nst:parameters": json.dumps(values, sort_keys=True), "Software": f"nst {nst_version()}"}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a run writes its images, final and checkpoints alike: the PNG text (its provenance,
+    `Stylizer.provenance`), the bits per channel, and the colour profile (None: sRGB)."""
+
+    text: dict[str, str]
+    bit_depth: BitDepth = 8
+    profile: bytes | None = None
+
+    def save(self, image: OutputImage, path: Path, *, overwrite: bool) -> None:
+        from nst.runtime.images import save_image
+
+        save_image(image, path, overwrite=overwrite, text=self.text, bit_depth=self.bit_depth, profile=self.profile)
 
 
 def final_loss(rows: Sequence[dict[str, Any]]) -> float | None:

@@ -1,46 +1,29 @@
 """A style per region (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style
-Transfer", section 4): guided Gram matrices over masks that are carried through the network.
-
-A region's mask is propagated layer by layer as the network itself goes (a 3x3 average at
-each conv, a 2x2 average at each pool: soft edges; or, in `inside` mode, a minimum instead,
-which keeps only the units whose receptive field lies inside the region). At each style layer
-the features are weighted by the region's guide m and its Gram is an area average,
-G = (F m)(F m)^T / (C sum m^2): with an all-ones guide this is `nst.contract.gram` exactly,
-so a region is compared with its style's ordinary Grams (precomputed targets work). Each
-region's loss is weighted by its area at that layer, so that constant masks b_i reproduce
-the blended objective sum_i b_i style_loss(G, A_i), and every pixel of a small region is
-pulled towards its style as strongly as in an unmasked run.
+Transfer", section 4), as users draw it: a greyscale mask per style, or a label map with a
+colour per region; a content mask; masks over the style images. This module reads them and
+checks them; `nst.runtime.guides` carries them through the network.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from nst.errors import ConfigError, ImageError, NSTWarning
-from nst.models.layers import Layer
-from nst.runtime.losses import gram, style_loss
+from nst.errors import ConfigError, ImageError, NSTNote
+from nst.runtime.config import MaskMode, StylizeConfig
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-    from nst.runtime.mirror import VGGMirror
-    from nst.runtime.objective import Features, StyleGrams
-
-MaskMode = Literal["soft", "inside"]  # soft: averaged guides; inside: eroded to units seeing only the region
 # A mask: an image file (white: 1), a PIL image, or an (H, W) array of weights in [0, 1].
 MaskLike = Union[str, Path, "Image", np.ndarray]
 
-# A region smaller than this many units of a layer's map is left out at that layer: its
-# Gram would be an average over less than one feature vector.
-MIN_UNITS = 1.0
 # Masks may sum to a little over 1 where resizing or a JPEG's noise rounds up.
 OVERLAP_TOLERANCE = 1.02
 # Colours of a label map closer than this (the largest channel difference, of 255) are one
@@ -56,7 +39,7 @@ INDEX_LIMIT = 32
 @dataclass(frozen=True)
 class Regions:
     """Where each style applies, and the content: what --style-mask, --labels, --content-mask
-    and --style-region give, for `Stylizer.stylize(..., regions=...)`.
+    and --style-region give, for `Stylizer.stylize(..., masks=...)`.
 
     `style_masks`: one mask per style (their sum at most 1 everywhere; where it is below 1
     the rest is left unstyled). `labels`: instead, a label map whose distinct colours are the
@@ -239,151 +222,94 @@ def check_partition(masks: Sequence[np.ndarray], names: Sequence[str]) -> None:
             raise ConfigError(f"the region of {name} is empty (its mask is black everywhere); give it some area")
 
 
-# --- carrying masks through the network -----------------------------------------------------
+def regions_of(config: StylizeConfig, styles: Sequence[str]) -> Regions | None:
+    """The regions a config's options name (--style-mask, --labels, --content-mask,
+    --style-region), None when it names none. `styles`: the style images as given, which
+    --style-region's STYLE part may name."""
+    if not (config.style_masks or config.labels or config.content_mask or config.style_regions):
+        return None
+    return Regions(
+        style_masks=config.style_masks,
+        labels=config.labels,
+        content_mask=config.content_mask,
+        style_regions=dict(parse_style_region(text, styles) for text in config.style_regions),
+        mode=config.mask_mode,
+    )
 
 
-def propagate(
-    mask: torch.Tensor, table: Sequence[Layer], layers: Iterable[str], *, mode: MaskMode
-) -> dict[str, torch.Tensor]:
-    """The guide of `mask` (1, 1, H, W) at each of `layers`: the network's own path, a 3x3
-    neighbourhood at each conv and a 2x2 window at each pool (ceil mode, as the network pools),
-    averaged (soft) or taking the minimum (inside: units whose receptive field lies inside the
-    region). Padding counts as neither in nor out."""
-    wanted = set(layers)
-    guides: dict[str, torch.Tensor] = {}
-    m = mask
-    for layer in table:
-        if not wanted:
-            break
-        if layer.kind == "conv":
-            m = (
-                F.avg_pool2d(m, 3, 1, 1, count_include_pad=False)
-                if mode == "soft"
-                else -F.max_pool2d(-m, 3, 1, 1)  # max pooling pads with -inf: neutral for the minimum
-            )
-        elif layer.kind == "pool":
-            m = (
-                F.avg_pool2d(m, 2, 2, ceil_mode=True, count_include_pad=False)
-                if mode == "soft"
-                else -F.max_pool2d(-m, 2, 2, ceil_mode=True)
-            )
-        if layer.name in wanted:
-            guides[layer.name] = m
-            wanted.discard(layer.name)
-    return guides
+def parse_style_region(text: str, styles: Sequence[str]) -> tuple[int, str]:
+    """'2:part.png' or 'starry.jpg:part.png' -> (0-based style index, mask path): STYLE is a
+    style's number or its file name (the first ':' that gives a known style splits them)."""
+    for cut in (i for i, char in enumerate(text) if char == ":"):
+        left, right = text[:cut], text[cut + 1 :]
+        if not right:
+            continue
+        if left.isdigit() and 1 <= int(left) <= len(styles):
+            return int(left) - 1, right
+        named = [i for i, style in enumerate(styles) if left in (style, Path(style).name)]
+        if len(named) == 1:
+            return named[0], right
+    raise ConfigError(
+        f"--style-region {text!r} must be STYLE:MASK, STYLE being a style's number (1 to {len(styles)}) "
+        "or its file name"
+    )
 
 
-@dataclass(frozen=True)
-class Guide:
-    """A region at one layer: its weights over the layer's units (1, 1, h, w), the scale that
-    makes `gram(F m)` an area average (h w / sum m^2), and its area (mean m)."""
-
-    mask: torch.Tensor
-    scale: float
-    area: float
-
-    @classmethod
-    def of(cls, mask: torch.Tensor) -> Guide | None:
-        """None when the region covers less than MIN_UNITS units here."""
-        total = float(mask.sum())
-        if total < MIN_UNITS:
-            return None
-        units = mask.shape[-2] * mask.shape[-1]
-        return cls(mask, units / float(mask.pow(2).sum()), total / units)
-
-
-def guided_gram(features: torch.Tensor, guide: Guide) -> torch.Tensor:
-    """(F m)(F m)^T / (C sum m^2), (1, C, C) float32: `gram()` of the weighted features,
-    rescaled from an average over all units to one over the region."""
-    return gram(features * guide.mask.to(features.dtype)) * guide.scale
-
-
-def region_guides(
-    masks: Sequence[torch.Tensor], table: Sequence[Layer], layers: Sequence[str], *, mode: MaskMode
-) -> list[dict[str, Guide]]:
-    """Per region, its guide at each layer where it is not empty."""
-    found = []
-    for mask in masks:
-        guides = propagate(mask, table, layers, mode=mode)
-        found.append({layer: g for layer in layers if (g := Guide.of(guides[layer])) is not None})
-    return found
-
-
-def warn_empty(guides: Sequence[Mapping[str, Guide]], layers: Sequence[str], names: Sequence[str]) -> None:
-    """A one-line warning per region left out at some layers; an error for a region left out
-    at every layer."""
-    for found, name in zip(guides, names):
-        missing = [layer for layer in layers if layer not in found]
-        if len(missing) == len(layers):
-            raise ConfigError(
-                f"the region of {name} is too small for every style layer (under {MIN_UNITS:g} unit of each map); "
-                "make it larger, use --mask-mode soft, or a larger --size"
-            )
-        if missing:
-            warnings.warn(
-                f"the region of {name} is too small for {', '.join(missing)} (each unit there sees many pixels); "
-                "that style is left out at those layers",
-                NSTWarning,
-                stacklevel=3,
-            )
-
-
-@dataclass(frozen=True)
-class RegionStyleTerm:
-    """style_weight * sum_l w_l * sum_r a_rl * n_rl * mean((G_rl - A_rl)^2): region r's guided
-    Gram at layer l against its style's target, weighted by the region's area a_rl there.
-    n_rl is 1 (the reference's scale) or 1 / mean(A_rl^2) (`norms`, the balanced scale).
-    Gatys et al. weight regions by 1/R instead; the area keeps every pixel's pull equal."""
-
-    targets: Sequence[StyleGrams]  # per region: its style's Grams
-    guides: Sequence[Mapping[str, Guide]]  # per region, by layer (absent: empty there)
-    layer_weights: Mapping[str, float]  # layer -> w_l, summing to 1
-    weight: float
-    norms: Sequence[Mapping[str, float]] | None = None  # per region, layer -> n_rl
-    name: str = "style"
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return tuple(self.layer_weights) if self.weight > 0 and self.targets else ()
-
-    def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
-        loss = image.new_zeros(())
-        for layer in self.layers:
-            per_region = image.new_zeros(())
-            for r, (grams, guides) in enumerate(zip(self.targets, self.guides)):
-                guide = guides.get(layer)
-                if guide is None:
-                    continue
-                norm = self.norms[r][layer] if self.norms else 1.0
-                per_region = per_region + guide.area * norm * style_loss(
-                    guided_gram(features[layer], guide), grams[layer]
-                )
-            loss = loss + self.layer_weights[layer] * per_region
-        return self.weight * loss
-
-
-def mask_tensor(mask: np.ndarray, size: tuple[int, int], device: torch.device) -> torch.Tensor:
-    """A (H, W) mask as (1, 1, h, w) at `size` (bilinear, antialiased: linear, so masks that
-    sum to at most 1 still do, and a constant mask stays constant)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None].to(device)
-    if tuple(tensor.shape[-2:]) == size:
-        return tensor
-    return F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
-
-
-def guided_style_grams(
-    model: VGGMirror, image: torch.Tensor, mask: np.ndarray, layers: Sequence[str], *, mode: MaskMode
-) -> dict[str, torch.Tensor]:
-    """The Grams of only part of a style image (1, 3, H, W): `mask` over it, guided the same
-    way as the content's regions. (1, C, C) per layer."""
-    size = (int(image.shape[-2]), int(image.shape[-1]))
-    guides = region_guides([mask_tensor(mask, size, image.device)], model.table, layers, mode=mode)[0]
-    if len(guides) < len(layers):
-        missing = [layer for layer in layers if layer not in guides]
+def resolve(
+    regions: Regions, *, size: tuple[int, int], names: Sequence[str], blended: bool, targets: bool
+) -> RegionMasks:
+    """The masks of `regions` read at the content's `size` (height, width) and checked: one per
+    style, summing to at most 1, none empty. `names`: the styles, for messages; `blended`:
+    --style-blend-weights was given; `targets`: the styles are precomputed Grams."""
+    if blended and regions.styled:
         raise ConfigError(
-            f"the style-side mask leaves too little of the style image for {', '.join(missing)}; "
-            "give it more area or a larger style (--style-scales)"
+            "--style-blend-weights blends the styles over the whole image; with --style-mask or --labels "
+            "each style has its own region: leave it out"
         )
-    with torch.no_grad():
-        features = model(image, layers=tuple(layers))
-    return {layer: guided_gram(features[layer].float(), guides[layer]) for layer in layers}
+    style_masks: list[np.ndarray] | None = None
+    if regions.style_masks:
+        if len(regions.style_masks) != len(names):
+            raise ConfigError(
+                f"--style-mask is given {len(regions.style_masks)} time(s) for {len(names)} style(s); "
+                "give one mask per style, in the styles' order"
+            )
+        style_masks = [read_mask(m, size, what="--style-mask") for m in regions.style_masks]
+    elif regions.labels is not None:
+        style_masks, colours = label_masks(regions.labels, size, what="--labels")
+        if len(style_masks) != len(names):
+            raise ConfigError(
+                f"--labels has {len(style_masks)} region(s) ({', '.join(colours)}) for {len(names)} style(s); "
+                "give one style per region, in ascending order of colour"
+            )
+        mapping = ", ".join(f"{colour} -> {name}" for colour, name in zip(colours, names))
+        warnings.warn(f"--labels: the regions take the styles in ascending colour: {mapping}", NSTNote, stacklevel=3)
+    if style_masks is not None:
+        check_partition(style_masks, names)
+    content = None
+    if regions.content_mask is not None:
+        content = read_mask(regions.content_mask, size, what="--content-mask")
+        if float(content.sum()) <= 0:
+            raise ConfigError("--content-mask is black everywhere; the content would count nowhere: leave it out")
+    if regions.style_regions:
+        if targets:
+            raise ConfigError("--style-region needs the style images, not --targets (targets hold whole images' Grams)")
+        for index in regions.style_regions:
+            if not 0 <= index < len(names):
+                raise ConfigError(f"--style-region names style {index + 1}, but there are {len(names)}")
+    return RegionMasks(tuple(style_masks) if style_masks else None, content, regions.mode, tuple(names))
+
+
+def masks_key(masks: RegionMasks, style_regions: Mapping[int, MaskLike]) -> str:
+    """A digest of resolved regions, for what a run state belongs to."""
+    digest = hashlib.sha1(masks.mode.encode())
+    for mask in (*(masks.styles or ()), *([masks.content] if masks.content is not None else [])):
+        digest.update(np.ascontiguousarray(mask, dtype=np.float32).tobytes())
+    for index, source in sorted(style_regions.items(), key=lambda item: item[0]):
+        digest.update(f"{index}:".encode())
+        if isinstance(source, (str, Path)):
+            digest.update(str(source).encode())
+        elif isinstance(source, np.ndarray):
+            digest.update(np.ascontiguousarray(source).tobytes())
+        else:
+            digest.update(source.tobytes())
+    return digest.hexdigest()[:16]

@@ -4,6 +4,7 @@ best image so far, what each step reports, and the state a later run can resume 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -13,9 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from nst.errors import NSTError
+from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
 from nst.runtime.colors import preserve_colors_array
 from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import autocast, channels_last
+from nst.runtime.guides import stage_guides
 from nst.runtime.images import Rendered, resized, resized_pixels, to_array
 from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn, Step, optimize
 from nst.runtime.mirror import VGGMirror
@@ -131,9 +134,14 @@ class Run:
             previous_size = (self.image.shape[2], self.image.shape[3])
         self.image = image = (image.detach().clone() if resumed else image.detach()).requires_grad_(True)
         precision, layout = autocast(self.device, self.config.precision), channels_last(self.device)
-        terms = objective_terms(
-            self.model, content, style_grams, self.plan.blend, self.config, precision=precision, channels_last=layout
+        regions = self.plan.regions
+        guides = (
+            stage_guides(regions, stage.size, self.model, style_layers=STYLE_LAYERS, content_layers=CONTENT_LAYERS)
+            if regions is not None
+            else None
         )
+        terms = objective_terms(self.model, content, style_grams, self.plan.blend, self.config, precision=precision,
+                                channels_last=layout, guides=guides)  # fmt: skip
         objective = Objective(
             self.model,
             [*terms, *self.plan.extra_terms],
@@ -162,13 +170,14 @@ class Run:
 
         def on_step(iteration: int, total: float, values: dict[str, float]) -> None:
             elapsed = self.offset + time.perf_counter() - self.start
-            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed)
+            step = Step(iteration, self.config.iterations, stage.index, stage.size, total, values, elapsed,
+                        preview=self._preview())  # fmt: skip
             self.history.append(step.row())
             self.reached, self.boundary = iteration, True
             if self.callback is not None:
                 every = self.config.checkpoint_iterations
                 if every is not None and iteration % every == 0 and iteration < self.config.iterations:
-                    snapshot = self.render(self.best.image) if self.best.image is not None else None
+                    snapshot = step.preview() if step.preview is not None else None  # the step's image, now
                     # The state shares the run's tensors: the callback saves it before the next step.
                     image = snapshot.image if snapshot is not None else None
                     step = dataclasses.replace(step, image=image, rendered=snapshot, state=self.state())
@@ -202,6 +211,12 @@ class Run:
             history=list(self.history),
             nst_version=nst_version(),
         )
+
+    def _preview(self) -> Callable[[], Rendered] | None:
+        """`render` of the best image so far, to call later from any thread (each better iterate
+        replaces the tensor, never changes it in place); None before the first."""
+        kept = self.best.image
+        return functools.partial(self.render, kept) if kept is not None else None
 
     def _kept(self) -> torch.Tensor:
         # No finite loss was ever seen (a diverged run): keep the last iterate rather than nothing.

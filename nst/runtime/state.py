@@ -11,13 +11,15 @@ history, and every tensor is its own float32 (or uint8) array.
 
 from __future__ import annotations
 
+import glob
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nst.container import Unreadable, read_container, write_container
+from nst.container import Unreadable, read_container, read_metadata, write_container
 from nst.errors import StateError, option_name
 
 if TYPE_CHECKING:
@@ -31,6 +33,41 @@ STATE_SUFFIX = ".state"
 def state_path(image_path: str | Path) -> Path:
     """The state file that goes with a checkpoint or output image: the same name, `.state`."""
     return Path(image_path).with_suffix(STATE_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """A state on disk that a run of the same output could continue from."""
+
+    path: Path
+    iteration: int
+    iterations: int  # the run's total
+
+
+def resumable_state(output: str | Path, checkpoints: Iterable[Path] = ()) -> Resumable | None:
+    """The newest whole state of an unfinished run that wrote `output`: its Ctrl-C state, or
+    the state of one of `checkpoints` or of a default-named checkpoint (out.0100.state).
+    None when there is none, or when `output` was written after it (that run finished)."""
+    output = Path(output)
+    pattern = f"{glob.escape(str(output.with_suffix('')))}.*{STATE_SUFFIX}"
+    candidates = {state_path(output), *map(state_path, checkpoints), *map(Path, glob.glob(pattern))}
+    found: list[Resumable] = []
+    for path in candidates:
+        meta = read_metadata(path, magic=MAGIC, version=FORMAT_VERSION) if path.is_file() else None
+        if meta is None:
+            continue
+        try:
+            iteration, iterations = int(meta["iteration"]), int(meta["config"]["iterations"])
+        except (TypeError, KeyError, ValueError):
+            continue
+        if iteration < iterations:
+            found.append(Resumable(path, iteration, iterations))
+    if not found:
+        return None
+    newest = max(found, key=lambda r: (r.iteration, r.path.stat().st_mtime_ns))
+    if output.is_file() and output.stat().st_mtime_ns > newest.path.stat().st_mtime_ns:
+        return None
+    return newest
 
 
 @dataclass
@@ -66,6 +103,11 @@ class RunState:
         if content != self.content:
             raise StateError("the state comes from another content image; resume with the same CONTENT")
         if styles != self.styles:
+            if styles.split("|regions:")[0] == self.styles.split("|regions:")[0]:
+                raise StateError(
+                    "the state comes from a run with other regions (--style-mask, --labels, --content-mask, "
+                    "--style-region or --mask-mode); resume with the same masks"
+                )
             raise StateError("the state comes from other style images or targets; resume with the same styles")
         if extras != self.extras:
             raise StateError(

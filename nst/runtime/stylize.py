@@ -1,10 +1,7 @@
 """The Stylizer session and `stylize()`: optimise an image so its VGG features match a content
-photo's and its Gram matrices match the styles' (Gatys et al. 2015).
-
-A `Stylizer` loads the network once and keeps the style Grams it computed, by style image and
-size, so a second content image with the same styles pays only for its own content pass.
-`stylize()` is a one-image wrapper around it. Sizes are (height, width).
-"""
+photo's and its Gram matrices match the styles' (Gatys et al. 2015). A `Stylizer` loads the
+network once and keeps the style Grams it computed, by style image and size, so a second content
+image with the same styles pays only for its own content pass. Sizes are (height, width)."""
 
 from __future__ import annotations
 
@@ -17,30 +14,35 @@ from typing import TYPE_CHECKING
 import torch
 
 from nst.contract import gram
-from nst.errors import ConfigError, NSTWarning, TargetsError
+from nst.errors import ConfigError, NSTWarning
 from nst.export.cached import resolve_model
 from nst.models.layers import STYLE_LAYERS, Pooling
 from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import channels_last, precision_name, resolve_device
 from nst.runtime.grams import style_grams, style_shape
+from nst.runtime.guides import guided_style_grams, stage_guides, warn_empty
 from nst.runtime.images import ImageLike, Rendered, as_image, image_key, probe_image, resized, resized_shape
 from nst.runtime.loop import Step
-from nst.runtime.losses import normalized
 from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import StyleGrams, Term
 from nst.runtime.ort_extractor import OrtExtractor
 from nst.runtime.plan import (
     Plan,
+    Stage,
     StartImage,
     check_sizes,
     extras_key,
     plan_stages,
     start_image,
+    style_blend,
+    style_scales,
+    target_grams,
     warn_collapsed,
     warn_targets_size,
 )
 from nst.runtime.record import provenance
+from nst.runtime.regions import MaskLike, RegionMasks, Regions, masks_key, read_mask, regions_of, resolve
 from nst.runtime.run import Run, StylizeDiverged, StylizeInterrupted, image_tensor
 from nst.runtime.state import RunState
 from nst.runtime.targets import StyleTargets, load_targets
@@ -92,12 +94,13 @@ class Stylizer:
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
+        masks: Regions | Sequence[MaskLike] | None = None,
         initial: StartImage | None = None,
     ) -> Image:
         """Stylize `content` with `styles` (or precomputed `targets`); return the best image
         (8-bit sRGB; `render` returns the same image in float, for 16-bit outputs)."""
         return self.render(content, styles=styles, targets=targets, callback=callback, config=config,
-                           extra_terms=extra_terms, resume=resume, initial=initial).image  # fmt: skip
+                           extra_terms=extra_terms, resume=resume, masks=masks, initial=initial).image  # fmt: skip
 
     def render(
         self,
@@ -109,29 +112,29 @@ class Stylizer:
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
+        masks: Regions | Sequence[MaskLike] | None = None,
         initial: StartImage | None = None,
     ) -> Rendered:
         """`stylize` without the rounding to 8 bits: the best image as float pixels (and its
         8-bit `image`).
 
         `config` overrides the session's for this image (its pooling must be the session's).
-        `extra_terms` are added to the objective at every stage. `initial` is a start image
-        in memory, instead of `config.initial`'s file: a PIL image, or a (1, 3, H, W) 0-255
-        float tensor (a video's warped previous frame, kept from 8-bit rounding). `resume`
-        continues a run from its saved state (the same inputs, settings, extra terms and
-        start image). Ctrl-C raises
-        `StylizeInterrupted` carrying the best image so far and the run's state; a loss that
-        stops being finite raises `StylizeDiverged`; a run that would not fit in memory is
-        refused before any work (`ResourceError`).
+        `masks` gives each style its region of the content: one mask per style, or `Regions`
+        (a label map, a content mask, masks over the styles; default: the config's
+        --style-mask, --labels, --content-mask and --style-region). `extra_terms` join the
+        objective at every stage. `initial` replaces `config.initial`'s file with a start image
+        in memory: PIL, or (1, 3, H, W) 0-255 floats (a video's warped frame, unrounded).
+        `resume` continues from a saved state (same inputs, settings, extra terms and start).
+        Ctrl-C raises `StylizeInterrupted` with the best image and the run's state; a loss that
+        stops being finite, `StylizeDiverged`; a run too big for memory, `ResourceError` first.
         """
         start = time.perf_counter()
         config = config or self.config
         if config.pooling not in (None, self.model.pooling):
             raise ConfigError(f"this session pools with {self.model.pooling}; start another for {config.pooling}")
         try:
-            plan = self.plan(
-                content, styles=styles, targets=targets, config=config, extra_terms=extra_terms, initial=initial
-            )
+            plan = self.plan(content, styles=styles, targets=targets, config=config, extra_terms=extra_terms,
+                             masks=masks, initial=initial)  # fmt: skip
             if resume is not None:
                 resume.check(
                     config=applied_options(config),
@@ -156,16 +159,53 @@ class Stylizer:
         targets: str | Path | StyleTargets | None = None,
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
+        masks: Regions | Sequence[MaskLike] | None = None,
         initial: StartImage | None = None,
     ) -> Plan:
         """Everything about one image that comes before its first iteration: sizes checked
-        against the network and the memory, images read, style Grams computed."""
+        against the network and the memory, images and masks read, style Grams computed."""
         config = config or self.config
         original = probe_image(content) if isinstance(content, (str, Path)) else (content.height, content.width)
         size = resized_shape(original, long_side=config.size, width=config.width)
         check_sizes(original, size, name=str(content) if isinstance(content, (str, Path)) else "the content image")
         stages = plan_stages(size, config.iterations, config.scales, config.min_size)
         warn_collapsed(config, size, stages)
+        self._check_memory(config, size, stages)
+        content_img = resized(as_image(content), size)
+        style_imgs = [as_image(s) for s in styles]
+        loaded = self._targets(targets, style_imgs)
+        names = [Path(str(s)).name if isinstance(s, (str, Path)) else f"style {i + 1}" for i, s in enumerate(styles)]
+        if loaded is not None:
+            names = [source.name for source in loaded.sources]
+        regions = masks if isinstance(masks, Regions) or masks is None else Regions(style_masks=tuple(masks))
+        regions = regions or regions_of(config, [str(s) for s in styles if isinstance(s, (str, Path))])
+        resolved = self._regions(regions, config, size, names, targets=loaded is not None)
+        scales = style_scales(config, len(names), loaded)
+        if loaded is not None:  # Grams at the size they were computed at, for every stage
+            warn_targets_size(loaded, scales, size[1])
+            stage_grams: list[list[StyleGrams]] = [target_grams(loaded, scales, self.device) for _ in stages]
+            styles_key = "targets:" + ",".join(s.sha256 for s in loaded.sources)
+        else:
+            widths = [stage.size[1] for stage in stages]
+            stage_grams = self._stage_grams(style_imgs, scales, widths, regions=regions)
+            styles_key = "styles:" + ",".join(image_key(s) for s in style_imgs)
+        if resolved is not None and regions is not None:
+            styles_key += "|regions:" + masks_key(resolved, regions.style_regions)
+        return Plan(
+            content=content_img,
+            initial=start_image(initial, config),
+            stages=stages,
+            style_grams=stage_grams,
+            blend=style_blend(config, len(names)),
+            content_key=image_key(content_img),
+            styles_key=styles_key,
+            extra_terms=extra_terms,
+            extras_key=extras_key(extra_terms, initial),
+            regions=resolved,
+        )
+
+    def _check_memory(self, config: StylizeConfig, size: tuple[int, int], stages: Sequence[Stage]) -> None:
+        """Refuse, before any work, a run that would not fit in this device's memory."""
         estimate = estimate_peak(
             [stage.size for stage in stages],
             optimizer=config.optimizer,
@@ -177,31 +217,19 @@ class Stylizer:
         check_fits(
             estimate, device=str(self.device), optimizer=config.optimizer, low_memory=config.low_memory, size=max(size)
         )
-        content_img = resized(as_image(content), size)
-        style_imgs = [as_image(s) for s in styles]
-        start = start_image(initial, config)
-        loaded = self._targets(targets, style_imgs)
-        n_styles = len(loaded.sources) if loaded is not None else len(style_imgs)
-        scales = style_scales(config, n_styles, loaded)
-        if loaded is not None:  # Grams at the size they were computed at, for every stage
-            warn_targets_size(loaded, scales, size[1])
-            grams = target_grams(loaded, scales, self.device)
-            stage_grams: list[list[StyleGrams]] = [grams for _ in stages]
-            styles_key = "targets:" + ",".join(s.sha256 for s in loaded.sources)
-        else:
-            stage_grams = self._stage_grams(style_imgs, scales, [stage.size[1] for stage in stages])
-            styles_key = "styles:" + ",".join(image_key(s) for s in style_imgs)
-        return Plan(
-            content=content_img,
-            initial=start,
-            stages=stages,
-            style_grams=stage_grams,
-            blend=style_blend(config, n_styles),
-            content_key=image_key(content_img),
-            styles_key=styles_key,
-            extra_terms=extra_terms,
-            extras_key=extras_key(extra_terms, initial),
-        )
+
+    def _regions(self, regions: Regions | None, config: StylizeConfig, size: tuple[int, int], names: Sequence[str],
+                 *, targets: bool) -> RegionMasks | None:  # fmt: skip
+        """The regions read at the content's size and checked, with a warning for each region
+        too small for some style layer (an error for one too small for all)."""
+        if regions is None or not regions.active:
+            return None
+        resolved = resolve(regions, size=size, names=names, blended=config.style_blend_weights is not None,
+                           targets=targets)  # fmt: skip
+        if resolved.styles is not None:
+            guides = stage_guides(resolved, size, self.model, style_layers=STYLE_LAYERS, content_layers=())
+            warn_empty(guides.styles or (), STYLE_LAYERS, names)
+        return resolved
 
     def provenance(
         self,
@@ -236,13 +264,22 @@ class Stylizer:
             self._grams.update(zip(missing, computed))
         return [self._grams[key] for key in keys]
 
-    def _stage_grams(self, styles: list[Image], scales: Sequence[float], widths: list[int]) -> list[list[StyleGrams]]:
+    def _stage_grams(self, styles: list[Image], scales: Sequence[float], widths: list[int], *,
+                     regions: Regions | None = None) -> list[list[StyleGrams]]:  # fmt: skip
         """[stage][style] Grams, each style sized to scale * the stage's content width (as the
-        reference does), all in one pass."""
+        reference does), all in one pass; a style with a --style-region mask gets the guided
+        Grams of that part of it (through the mirror)."""
         shapes = [style_shape((s.height, s.width), k, width=w) for w in widths for s, k in zip(styles, scales)]
         flat = self.style_grams(styles * len(widths), shapes)
         n = len(styles)
-        return [flat[i * n : (i + 1) * n] for i in range(len(widths))]
+        stages = [flat[i * n : (i + 1) * n] for i in range(len(widths))]
+        for index, mask in (regions.style_regions if regions is not None else {}).items():
+            for stage, grams in enumerate(stages):
+                shape = shapes[stage * n + index]
+                image = image_tensor(styles[index], shape, self.device)
+                part = read_mask(mask, shape, what="--style-region mask")
+                grams[index] = guided_style_grams(self.model, image, part, STYLE_LAYERS, mode=regions.mode)  # type: ignore[union-attr]
+        return stages
 
     def _compute_grams(self, images: list[Image], shapes: list[tuple[int, int]]) -> list[StyleGrams]:
         """Through onnxruntime (images of one size batched), unless the session pools unlike
@@ -309,45 +346,3 @@ def load_mirror(model: str | Path | VGGMirror | None, pooling: Pooling | None = 
     if not isinstance(model, VGGMirror):
         model = VGGMirror.from_onnx(resolve_model(model, pooling=pooling))
     return model.with_pooling(pooling) if pooling else model
-
-
-def target_grams(targets: StyleTargets, scales: Sequence[float], device: torch.device) -> list[StyleGrams]:
-    """[style] -> {layer: (1, C, C)} from a targets file, at each style's scale."""
-    grams: list[StyleGrams] = []
-    for index, scale in enumerate(scales):
-        entry = next(e for e in targets.grams_for(index) if e.scale == scale)
-        grams.append({name: torch.from_numpy(entry.grams[name]).to(device)[None] for name in STYLE_LAYERS})
-    return grams
-
-
-def style_blend(config: StylizeConfig, n_styles: int) -> tuple[float, ...]:
-    weights = config.style_blend_weights or (1.0,) * n_styles
-    if len(weights) != n_styles:
-        raise ConfigError(
-            f"--style-blend-weights has {len(weights)} values for {n_styles} style(s); give one per style"
-        )
-    return normalized(weights)
-
-
-def style_scales(config: StylizeConfig, n_styles: int, targets: StyleTargets | None) -> tuple[float, ...]:
-    """One style scale per style; with targets, checked against the scales they hold."""
-    scales = config.style_scales
-    if targets is not None:
-        available = sorted({entry.scale for entry in targets.entries})
-        if scales is None and len(available) == 1:
-            scales = (available[0],)
-        scales = scales or (1.0,)
-        for index, scale in enumerate(scales * n_styles if len(scales) == 1 else scales):
-            if all(entry.scale != scale for entry in targets.grams_for(index)):
-                raise TargetsError(
-                    f"the targets have no Grams at style scale {scale:g} for style {index + 1} "
-                    f"(they have {', '.join(f'{s:g}' for s in available)}); pass --style-scales to pick one"
-                )
-    scales = scales or (1.0,)
-    if len(scales) == 1:
-        return scales * n_styles
-    if len(scales) != n_styles:
-        raise ConfigError(
-            f"--style-scales has {len(scales)} values for {n_styles} style(s); give one, or one per style"
-        )
-    return scales
