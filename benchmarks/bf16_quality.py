@@ -38,7 +38,7 @@ def run(mirror, size: int, optimizer: str, precision: str, iterations: int, ever
     from nst.runtime.config import StylizeConfig
     from nst.runtime.device import autocast, channels_last
     from nst.runtime.loop import Best, optimize
-    from nst.runtime.objective import Objective, reference_terms
+    from nst.runtime.objective import Objective, objective_terms
     from nst.runtime.optim import LBFGS, make_optimizer
     from nst.runtime.plan import initial_image
 
@@ -49,7 +49,7 @@ def run(mirror, size: int, optimizer: str, precision: str, iterations: int, ever
         features = mirror(style, layers=STYLE_LAYERS)
     grams = [{name: gram(features[name]) for name in STYLE_LAYERS}]
     config = StylizeConfig(size=size, optimizer=optimizer, precision=precision, seed=0)
-    terms = reference_terms(mirror, content, grams, (1.0,), config)
+    terms = objective_terms(mirror, content, grams, (1.0,), config)
     objective = Objective(mirror, terms, precision=autocast(device, precision), channels_last=cl)
     judge = Objective(mirror, terms, precision=contextlib.nullcontext, channels_last=cl)  # float32
     generator = torch.Generator().manual_seed(0)

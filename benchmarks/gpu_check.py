@@ -58,7 +58,7 @@ def parity(model: Path, device: str) -> None:
     from nst.runtime.config import StylizeConfig
     from nst.runtime.device import autocast, channels_last
     from nst.runtime.mirror import VGGMirror
-    from nst.runtime.objective import Objective, reference_terms
+    from nst.runtime.objective import Objective, objective_terms
 
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, 192, 160, generator=generator) * 255
@@ -69,7 +69,7 @@ def parity(model: Path, device: str) -> None:
     grams = [{n: gram(want[n]) for n in STYLE_LAYERS}]
 
     def gradient(mirror, dev: torch.device, precision: str) -> tuple[torch.Tensor, float]:
-        terms = reference_terms(mirror, content.to(dev), [{k: v.to(dev) for k, v in grams[0].items()}], (1.0,),
+        terms = objective_terms(mirror, content.to(dev), [{k: v.to(dev) for k, v in grams[0].items()}], (1.0,),
                                 StylizeConfig(precision=precision))  # fmt: skip
         objective = Objective(mirror, terms, precision=autocast(dev, precision), channels_last=channels_last(dev))
         x = (image + 10).to(dev).requires_grad_(True)

@@ -39,14 +39,14 @@ def terms_of(mirror, image, config) -> dict[str, float]:
     """The weighted terms of `image` under `config` (one float32 evaluation at its final size)."""
     import torch
 
-    from nst.runtime.objective import Objective, reference_terms
+    from nst.runtime.objective import Objective, objective_terms
     from nst.runtime.run import image_tensor
     from nst.runtime.stylize import Stylizer
 
     plan = Stylizer(mirror, config=config).plan(CONTENT, styles=[STYLE], config=config)
     size, cpu = plan.stages[-1].size, torch.device("cpu")
     content = image_tensor(plan.content, size, cpu)
-    objective = Objective(mirror, reference_terms(mirror, content, plan.style_grams[-1], plan.blend, config))
+    objective = Objective(mirror, objective_terms(mirror, content, plan.style_grams[-1], plan.blend, config))
     with torch.no_grad():
         _, values = objective(image_tensor(image, size, cpu))
     return {name: float(value) for name, value in values.items()}

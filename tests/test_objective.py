@@ -44,7 +44,12 @@ def test_objective_combines_terms_with_the_reference_weights():
     content, image = torch.rand(1, 3, 4, 5) * 255, torch.rand(1, 3, 4, 5) * 255
     styles = _style_grams()
     config = StylizeConfig(
-        content_weight=5, content_weight_blend=0.25, style_weight=7, tv_weight=3, style_layer_weight_exp=2.0
+        content_weight=5,
+        content_weight_blend=0.25,
+        style_weight=7,
+        tv_weight=3,
+        style_layer_weight_exp=2.0,
+        loss_scale="reference",
     )
     objective = Objective(model, objective_terms(model, content, styles, normalized((3.0, 1.0)), config))
     total, terms = objective(image)
@@ -76,12 +81,14 @@ def test_objective_combines_terms_with_the_reference_weights():
 def test_zero_weights_drop_layers_from_the_pass():
     model = _FakeModel()
     content = torch.rand(1, 3, 4, 4)
-    config = StylizeConfig(content_weight=0, tv_weight=0, style_weight=0)
+    config = StylizeConfig(content_weight=0, tv_weight=0, style_weight=0, loss_scale="reference")
     objective = Objective(model, objective_terms(model, content, _style_grams(1), (1.0,), config))
     total, terms = objective(torch.rand(1, 3, 4, 4))
     assert total.item() == 0 and all(t.item() == 0 for t in terms.values())
     assert objective.layers == () and model.calls == []  # no content pass, no forward pass
-    only_content = Objective(model, objective_terms(model, content, [], (), StylizeConfig(content_weight_blend=1)))
+    only_content = Objective(
+        model, objective_terms(model, content, [], (), StylizeConfig(content_weight_blend=1, loss_scale="reference"))
+    )
     assert only_content.layers == ("relu4_2",)
 
 
@@ -133,7 +140,7 @@ def test_bf16_autocast_stays_close_to_fp32(vgg19_onnx):
     start = content + torch.randn(content.shape, generator=generator) * 20
     totals, grads = {}, {}
     for precision in ("fp32", "bf16"):
-        config = StylizeConfig(precision=precision)
+        config = StylizeConfig(precision=precision, loss_scale="reference")
         objective = Objective(
             mirror,
             objective_terms(mirror, content, grams, (1.0,), config),

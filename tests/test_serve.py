@@ -20,7 +20,7 @@ pytest.importorskip("multipart")
 from starlette.testclient import TestClient
 from test_bit_depth import decode_png16
 
-from nst.runtime.config import RULES, StylizeConfig
+from nst.runtime.config import DEFAULT_WEIGHTS, RULES, StylizeConfig
 from nst.runtime.images import encode_image
 
 from icc_profiles import matrix_profile_bytes
@@ -100,6 +100,9 @@ def test_job_runs_to_done_with_the_library_s_image_and_the_cli_s_parameters(clie
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
     assert response.headers["location"] == f"/api/jobs/{job_id}"
+    # Loss scale auto is settled as the job queues, as nst stylize settles it (a random VGG-19: balanced).
+    queued = response.json()["options"]
+    assert (queued["loss_scale"], queued["style_weight"]) == ("balanced", DEFAULT_WEIGHTS["balanced"][1])
     job = wait(client, job_id)
     assert job["status"] == "done", job
     assert job["iteration"] == job["iterations"] == 10 and job["error"] is None
@@ -113,6 +116,8 @@ def test_job_runs_to_done_with_the_library_s_image_and_the_cli_s_parameters(clie
     assert parameters["iterations"] == 10 and parameters["seed"] == 3 and parameters["size"] == 64
     assert parameters["content"] == "photo.png" and parameters["styles"] == ["style0.png"]
     assert parameters["device"] == "cpu" and parameters["model_weights_sha256"] == session.model.info.weights_sha256
+    assert parameters["loss_scale"] == "balanced" and parameters["style_weight"] == DEFAULT_WEIGHTS["balanced"][1]
+    assert parameters["model_source_sha256"] == session.model.info.source_sha256
 
     # The same inputs and seed through the library give the same pixels (CPU runs are bit-reproducible).
     (tmp_path / "c.png").write_bytes(CONTENT)
@@ -125,6 +130,11 @@ def test_job_runs_to_done_with_the_library_s_image_and_the_cli_s_parameters(clie
     assert download.content == image.content
     listed = client.get("/api/jobs").json()["jobs"]
     assert [j["id"] for j in listed] == [job_id]
+
+
+def test_the_page_s_auto_weights_are_those_of_the_scale_auto_resolves_to(client):
+    weights = client.get("/api/info").json()["weights"]
+    assert weights["auto"] == weights["balanced"] != weights["reference"]
 
 
 def test_events_come_in_order_at_most_five_a_second_and_end_with_done(client):

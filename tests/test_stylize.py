@@ -145,7 +145,10 @@ def test_pooling_switch_matches_an_avg_export(mirror, images, make_onnx):
         ("max", mirror, None),
     ):
         steps: list[Step] = []
-        _run(mirror if model is mirror else model, images, callback=steps.append, iterations=1, pooling=pooling)
+        # The reference scale: under balanced, a noise start's style term is about its weight
+        # whatever the pooling (its Grams are far below the targets'), so it could not tell them apart.
+        _run(mirror if model is mirror else model, images, callback=steps.append, iterations=1, pooling=pooling,
+             loss_scale="reference")  # fmt: skip
         first[key] = steps[0]
     assert first["switched"].terms["style"] == pytest.approx(first["exported"].terms["style"], rel=1e-4)
     assert first["switched"].terms["style"] != pytest.approx(first["max"].terms["style"], rel=1e-3)

@@ -132,8 +132,9 @@ def test_long_term_frames_get_disjoint_weights(clip, vgg19_onnx):
     from nst.video.flow import FlowCache
 
     session = Stylizer(VGGMirror.from_onnx(vgg19_onnx), config=CONFIG)
-    video = VideoSettings(long_term=(4, 1, 2)).resolved(CONFIG)
-    shot = Shot(index=0, clip=0, source=str(clip / "pan"), start=0, stop=8, size=(48, 64), config=CONFIG, video=video)
+    config = session.resolve(CONFIG)  # loss scale auto settled for the model, as stylize_video does
+    video = VideoSettings(long_term=(4, 1, 2)).resolved(config)
+    shot = Shot(index=0, clip=0, source=str(clip / "pan"), start=0, stop=8, size=(48, 64), config=config, video=video)
     rng = np.random.default_rng(0)
     outputs = {f: torch.from_numpy(rng.uniform(0, 255, (1, 3, 48, 64)).astype(np.float32)) for f in range(3)}
     cache = FlowCache(clip / "flows")
@@ -189,7 +190,7 @@ def test_a_cut_starts_a_new_shot_and_shots_run_on_workers(clip, two_shots, vgg19
     _run(clip, two, vgg19_onnx, source=two_shots, execution=Execution(workers=2))
     assert sorted(_frames(two)) == sorted(_frames(one))
     # Both shots went to the pool (which worker takes which is the pool's choice: under load one may take both).
-    assert {line["worker"] for line in _lines(two)} <= {0, 1}
+    assert 1 <= len({line["worker"] for line in _lines(two)}) <= 2
     for name in _frames(one):  # a thread a worker against two here: the convolutions may round apart
         a, b = (np.asarray(Image.open(folder / name), dtype=np.int16) for folder in (one, two))
         assert np.abs(a - b).max() <= 2 and (a != b).mean() < 0.01, name

@@ -23,12 +23,13 @@ from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_
 from nst.batch.local import OnEvent, run_pool, run_sequential
 from nst.batch.manifest import MANIFEST, Manifest
 from nst.batch.worker import Inputs, Outcome, Task, run_image
-from nst.contract import load_onnx, model_info
+from nst.contract import ModelInfo, load_onnx, model_info
 from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
 from nst.export.cached import resolve_model
 from nst.fileio import atomic_path, check_writable
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig, applied_options
+from nst.runtime.loss_scale import resolve_loss_scale
 from nst.runtime.ort_extractor import check_provider
 from nst.runtime.targets import load_targets
 
@@ -95,14 +96,13 @@ def stylize_batch(
     style_paths, target_path = _check_styles(styles, targets)
     if execution.ray is None:
         check_provider(config.provider)  # one that cannot run here fails once, before any work
-    jobs = make_jobs(
-        expand_contents(contents, exclude=outdir),
-        parameter_sets(sweep, config),
-        config,
-        name=name,
-        style=style_label(style_paths, target_path),
-    )
-    model_path = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
+    found, sets = expand_contents(contents, exclude=outdir), parameter_sets(sweep, config)
+    label = style_label(style_paths, target_path)
+    jobs = make_jobs(found, sets, config, name=name, style=label)  # the names checked before the model loads
+    model_path, info = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
+    # Loss scale auto resolved by the model, as `nst stylize` does: the names, the manifest and
+    # the workers then have the scale and weights each output is made with.
+    jobs = make_jobs(found, sets, config, name=name, style=label, resolve=lambda c: resolve_loss_scale(c, info))
     manifest = _open_folder(outdir)
     report: OnEvent = callback or (lambda event: None)
     results: dict[int, BatchResult] = {  # made by an earlier run: as the manifest says
@@ -252,9 +252,9 @@ def _check_model(
     configs: list[StylizeConfig],
     styles: tuple[Path, ...],
     targets: Path | None,
-) -> Path:
-    """The model's path, and every check that would fail each output alike, made once now:
-    the model opens, the targets belong to it, the styles match the blend and scales."""
+) -> tuple[Path, ModelInfo]:
+    """The model's path and metadata, and every check that would fail each output alike, made
+    once now: the model opens, the targets belong to it, the styles match the blend and scales."""
     from nst.runtime.plan import style_blend, style_scales
 
     path = resolve_model(model, pooling=config.pooling)
@@ -267,7 +267,7 @@ def _check_model(
     for each in {c.replace(seed=None) for c in configs}:
         style_blend(each, count)
         style_scales(each, count, loaded)
-    return path
+    return path, info
 
 
 def _open_folder(outdir: Path) -> Manifest:

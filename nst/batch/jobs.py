@@ -9,7 +9,7 @@ import glob
 import itertools
 import string
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -162,13 +162,20 @@ def format_value(value: Any) -> str:
 
 
 def make_jobs(
-    contents: Sequence[Path], sets: Sequence[dict[str, Any]], config: StylizeConfig, *, name: str, style: str
+    contents: Sequence[Path],
+    sets: Sequence[dict[str, Any]],
+    config: StylizeConfig,
+    *,
+    name: str,
+    style: str,
+    resolve: Callable[[StylizeConfig], StylizeConfig] | None = None,
 ) -> list[Job]:
     """One job per (content, parameter set), named by the template `name`. Its fields:
     {content} (the file's stem), {parent} (its folder's name), {style} (the styles' stems
     joined with +, or the targets file's), and any option by name ({style-weight} or
     {style_weight}). Swept options that `name` leaves out are added to the stem
-    (`-style-weight=500`), so that every output has a name of its own."""
+    (`-style-weight=500`), so that every output has a name of its own. `resolve` completes
+    each job's config for the model (loss scale auto) before it is named."""
     used = _template_fields(name)
     if "/" in name or "\\" in name:
         raise ConfigError(f"--name {name!r} must be a file name (outputs go in the output folder), without / or \\")
@@ -177,6 +184,8 @@ def make_jobs(
     for row, content in enumerate(contents):
         for column, params in enumerate(sets):
             job_config = config.replace(**params)
+            if resolve is not None:
+                job_config = resolve(job_config)
             check_output(name, bit_depth=job_config.bit_depth, embed_profile=job_config.output_profile == "content")
             values: dict[str, Any] = {"content": content.stem, "parent": content.resolve().parent.name, "style": style}
             for key, value in applied_options(job_config).items():

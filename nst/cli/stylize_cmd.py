@@ -171,19 +171,24 @@ def _run(
 ) -> None:
     from nst.cli.outputs import Encoding, save_final
     from nst.cli.progress import StepDisplay
+    from nst.runtime.loss_scale import describe_loss_scale
     from nst.runtime.record import final_loss
     from nst.runtime.stylize import StylizeDiverged, StylizeInterrupted, Stylizer
 
     choose_backends(config.device)
     start = time.perf_counter()
     session = Stylizer(model, config=config, keep_extractor=False)
+    requested, config = config.loss_scale, session.resolve(config)  # auto: the scale for these weights
     text = session.provenance(config, content=content, styles=styles, targets=targets)
     encoding = Encoding(text, config.bit_depth, profile)
     rows = list(state.history) if state is not None else []
     display = StepDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every, done=len(rows))
     overwrite = report.overwrite
-    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite)
+    # Said at the first iteration, like the bar, so that an error in the set-up stays one line.
+    scale_line = None if report.quiet else describe_loss_scale(config, session.model.info, requested=requested)
+    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite, first_line=scale_line)
     if live is not None:
+        live.job.config = config  # the page shows the scale and weights that apply, as the PNG records them
         click.echo(f"live view: {live.url}", err=True)
         on_step = live.following(on_step)
     try:
@@ -215,13 +220,23 @@ def _run(
 
 
 def _recorder(
-    display: StepDisplay, rows: list[dict[str, Any]], paths: OutputPaths, encoding: Encoding, *, overwrite: bool
+    display: StepDisplay,
+    rows: list[dict[str, Any]],
+    paths: OutputPaths,
+    encoding: Encoding,
+    *,
+    overwrite: bool,
+    first_line: str | None = None,
 ) -> Callable[[Step], None]:
-    """The run's callback: the progress display, the history rows, and at checkpoint
-    iterations the checkpoint image with its state."""
+    """The run's callback: `first_line` at the first step, the progress display, the history
+    rows, and at checkpoint iterations the checkpoint image with its state."""
     from nst.runtime.state import save_state, state_path
 
+    pending = [first_line] if first_line else []
+
     def on_step(step: Step) -> None:
+        if pending:
+            click.echo(pending.pop(), err=True)
         display(step)
         rows.append(step.row())
         if step.image is not None:

@@ -57,7 +57,9 @@ _CONFIG_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help="Style size: style width = scale x content width; one value, or one per style.  [default: 1]"),
     click.option("--loss-scale", type=choice(LossScale), default=_D.loss_scale, show_default=True,
                  help="reference: anishathalye/neural-style's losses and tuned weights; balanced: every term "
-                 "relative to its target, so the balance holds with any weights and at any size (README)."),
+                 "relative to its target, so the balance holds with any weights and at any size; auto: reference "
+                 "for the registry's MatConvNet VGG-19 (by the model's source hash), balanced for other weights "
+                 "(README)."),
     click.option("--content-weight", type=ranged("content_weight"),
                  help=f"[default: {_weights(0)}]"),
     click.option("--content-weight-blend", type=ranged("content_weight_blend"), default=_D.content_weight_blend,
@@ -158,7 +160,7 @@ _REPORT_OPTIONS: list[Callable[[Callable], Callable]] = [
                  help="Write the losses per iteration to OUTPUT's name + .losses.csv."),
     click.option("--plot", is_flag=True, help="Plot the losses to OUTPUT's name + .losses.png (needs nst[plot])."),
     click.option("--overwrite", is_flag=True, help="Replace outputs (and their logs, plots and checkpoints)."),
-    click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bar, and no line saying the loss scale."),
 ]  # fmt: skip
 
 CONFIG_PARAMS = tuple(field.name for field in dataclasses.fields(StylizeConfig))

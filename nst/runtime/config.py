@@ -21,7 +21,7 @@ OptimizerName = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["luminance", "histogram"]
 Provider = Literal["auto", "cpu", "cuda", "tensorrt", "openvino"]  # onnxruntime's execution providers
-LossScale = Literal["reference", "balanced"]
+LossScale = Literal["auto", "reference", "balanced"]  # auto: by the model's weights (nst.runtime.loss_scale)
 BitDepth = Literal[8, 16]  # bits per channel of PNG and TIFF outputs
 OutputProfile = Literal["srgb", "content"]  # the outputs' colour profile
 MaskMode = Literal["soft", "inside"]  # region guides: averaged, or eroded to units that see only the region
@@ -83,7 +83,7 @@ class StylizeConfig:
     style_scales: tuple[float, ...] | None = (
         None  # per style (one value: all); style width = scale * content width; None: 1.0
     )
-    loss_scale: LossScale = "reference"  # balanced: every term relative to its target (README)
+    loss_scale: LossScale = "auto"  # reference for MatConvNet's VGG-19, else balanced (README)
     content_weight: float | None = None  # None: the loss scale's default (DEFAULT_WEIGHTS)
     content_weight_blend: float = 1.0  # relu4_2 gets this share of the content weight, relu5_2 the rest
     style_weight: float | None = None
@@ -130,8 +130,11 @@ class StylizeConfig:
         return dataclasses.replace(self, **changes)
 
     def resolved(self) -> StylizeConfig:
-        """This config with the weights it leaves to its loss scale filled in."""
-        defaults = DEFAULT_WEIGHTS[self.loss_scale]
+        """This config with the weights it leaves to its loss scale filled in (none for `auto`,
+        whose scale and so whose weights depend on the model: `nst.runtime.loss_scale`)."""
+        defaults = DEFAULT_WEIGHTS.get(self.loss_scale)
+        if defaults is None:
+            return self
         names = ("content_weight", "style_weight", "tv_weight")
         return self.replace(**{n: d for n, d in zip(names, defaults) if getattr(self, n) is None})
 
@@ -145,10 +148,11 @@ class StylizeConfig:
 
 # (content, style, TV) weights by loss scale. reference: anishathalye/neural-style's tuned
 # values; balanced: every term is relative to its target, so the weights are the terms' shares,
-# set to give the reference's proportions at 512 px (benchmarks/loss_scale.py; README).
+# calibrated on two trained VGG-16s: the smallest style weight tried (0.5, 2, 5, 20) that took
+# the style term to at most 0.35 of its start on both (benchmarks/calibrate_loss_scale.py; README).
 DEFAULT_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "reference": (5.0, 500.0, 100.0),
-    "balanced": (1.0, 0.5, 1.0),
+    "balanced": (1.0, 5.0, 1.0),
 }
 
 

@@ -226,6 +226,12 @@ def objective_terms(
     mean(A^2), TV / the content image's TV), so that neither the activations' scale (other
     weights, VGG-16 against VGG-19) nor the image size moves the balance between them.
     """
+    if config.loss_scale == "auto":  # by the model's weights; a model without metadata cannot say
+        from nst.runtime.loss_scale import resolve_loss_scale
+
+        if getattr(model, "info", None) is None:
+            raise ValueError("loss_scale 'auto' needs a model with nst metadata; pass reference or balanced")
+        config = resolve_loss_scale(config, model.info)
     config = config.resolved()
     balanced = config.loss_scale == "balanced"
     norms = [{layer: 1.0 / _mean_square(g[layer]) for layer in g} for g in style_grams] if balanced else None

@@ -8,6 +8,7 @@ step can reuse a curvature estimate from a previous coarse-to-fine stage.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -16,6 +17,10 @@ import torch
 from nst.runtime.config import StylizeConfig
 
 Closure = Callable[[], torch.Tensor]
+
+# L-BFGS keeps a curvature pair (s, y) when y.s exceeds this share of |y| |s|: the cosine
+# between them, which a constant scale of the objective leaves unchanged.
+CURVATURE_COSINE = 1e-10
 
 
 class Optimizer(Protocol):
@@ -84,17 +89,27 @@ class Adam(_ImageOptimizer):
 
 class LBFGS(_ImageOptimizer):
     """L-BFGS (Nocedal 1980) with one function evaluation per step and no line search, as
-    torch.optim.LBFGS(max_iter=1, tolerance_grad=-1, tolerance_change=-1) runs it.
+    torch.optim.LBFGS(max_iter=1, tolerance_grad=-1, tolerance_change=-1) runs it, except that
+    every step is invariant to a constant scale of the objective: f and c*f (c > 0) take the
+    same steps. torch's are not: its first step min(1, 1/|g|_1) * lr, its curvature test
+    y.s > 1e-10 and its descent test g.d > 1 are absolute, so an objective near 1 (the balanced
+    loss scale) or 1e-6 times the reference's took microscopic steps and stalled. Here:
+
+    - the first step is -lr * g / |g|_1 (torch's whenever |g|_1 >= 1, as in a reference run);
+    - a pair (s, y) is kept when y.s > CURVATURE_COSINE * |y| |s| (a cosine, free of scale);
+    - a direction is used when g.d < 0 (a descent direction), whatever its size;
+    - until a pair is kept, the inverse-Hessian scale is the first step's (torch uses 1).
 
     `h_diag`, when given, is the initial inverse-Hessian scale: the first step is then
-    -h_diag * grad with step size `lr`, instead of torch's cautious min(1, 1/|g|_1) * lr.
-    `self.h_diag` holds the current estimate, for the next coarse-to-fine stage.
+    -h_diag * grad with step size `lr`. `self.h_diag` holds the current estimate, for the next
+    coarse-to-fine stage.
     """
 
     def __init__(self, param: torch.Tensor, lr: float = 1.0, history_size: int = 100, h_diag: float | None = None):
         self.param, self.lr, self.history_size = param, lr, history_size
         self.h_diag = h_diag
         self._warm_start = h_diag is not None
+        self.h0 = h_diag  # the first step's inverse-Hessian scale, used until a pair is kept
         self.steps = 0
         self.dirs: list[torch.Tensor] = []  # y_k = g_{k+1} - g_k
         self.stps: list[torch.Tensor] = []  # s_k = x_{k+1} - x_k
@@ -110,6 +125,7 @@ class LBFGS(_ImageOptimizer):
             "steps": self.steps,
             "h_diag": self.h_diag,
             "warm_start": self._warm_start,
+            "h0": self.h0,
             "ro": list(self.ro),
             "dirs": torch.stack(self.dirs) if self.dirs else empty,  # (pairs, P)
             "stps": torch.stack(self.stps) if self.stps else empty,
@@ -121,6 +137,8 @@ class LBFGS(_ImageOptimizer):
         self.steps = int(state["steps"])
         self.h_diag = None if state["h_diag"] is None else float(state["h_diag"])
         self._warm_start = bool(state["warm_start"])
+        h0 = state.get("h0")  # absent from states written before scale invariance
+        self.h0 = None if h0 is None else float(h0)
         self.ro = [float(r) for r in state["ro"]]
         device = self.param.device
         self.dirs = [row.clone().to(device) for row in state["dirs"]]
@@ -134,15 +152,23 @@ class LBFGS(_ImageOptimizer):
         grad = grad.reshape(-1)  # (P,)
         self.steps += 1
         if self.prev_grad is None or self.prev_step is None:
-            scale = self.h_diag if self._warm_start and self.h_diag is not None else 1.0
-            direction = grad.neg() * scale
-            t = self.lr if self._warm_start else min(1.0, 1.0 / float(grad.abs().sum())) * self.lr
+            if self.h0 is None:
+                # A cold start: a step of L1 length lr, as torch's when |g|_1 >= 1. torch caps
+                # the scale at 1, which makes a small objective's first step microscopic.
+                norm = float(grad.abs().sum())
+                if norm == 0:
+                    return  # a stationary point: there is no direction to step along
+                self.h0 = 1.0 / norm
+            direction = grad.neg() * self.h0
+            t = self.lr
         else:
             y = grad - self.prev_grad
             s = self.prev_step
             ys = float(y.dot(s))
             self.pairs_seen += 1
-            if ys > 1e-10:  # keep only pairs with positive curvature
+            # Positive curvature, judged by the angle between y and s: torch's absolute
+            # threshold (1e-10) rejected every pair of an objective near 1e-6.
+            if ys > CURVATURE_COSINE * math.sqrt(float(y.dot(y)) * float(s.dot(s))):
                 self.pairs_kept += 1
                 if len(self.dirs) == self.history_size:
                     del self.dirs[0], self.stps[0], self.ro[0]
@@ -152,7 +178,7 @@ class LBFGS(_ImageOptimizer):
                 self.h_diag = ys / float(y.dot(y))
             direction = self._two_loop(grad)
             t = self.lr
-        if float(grad.dot(direction)) > 1.0:  # not a descent direction (torch: gtd > -tolerance_change)
+        if not float(grad.dot(direction)) < 0:  # not a descent direction (torch's test, gtd > 1, has a scale)
             return
         self.prev_grad = grad.clone()
         self.prev_step = direction.mul(t)
@@ -166,7 +192,9 @@ class LBFGS(_ImageOptimizer):
             alpha = float(s.dot(q)) * ro
             q.add_(y, alpha=-alpha)
             alphas.append(alpha)
-        r = q.mul_(self.h_diag if self.h_diag is not None else 1.0)
+        # Without a kept pair, the first step's scale (torch's 1 would tie the step to the objective's scale).
+        h = self.h_diag if self.h_diag is not None else self.h0
+        r = q.mul_(h if h is not None else 1.0)
         for s, y, ro, alpha in zip(self.stps, self.dirs, self.ro, reversed(alphas)):
             beta = float(y.dot(r)) * ro
             r.add_(s, alpha=alpha - beta)
@@ -181,8 +209,9 @@ def make_optimizer(
 
     Coarse to fine, L-BFGS starts each stage from the previous stage's curvature estimate,
     scaled by the ratio of pixel counts (the losses are means over pixels, so the inverse
-    Hessian grows with their number); without it each stage would restart with torch's
-    cautious first step of 1/|g|_1 and lose most of the coarse stage's head start."""
+    Hessian grows with their number); without it each stage would restart with a cautious
+    first step of L1 length 1 and lose most of the coarse stage's head start. Both estimates
+    scale as 1 / the objective, so the warm start is as invariant to its scale as a cold one."""
     if config.optimizer == "adam":
         return Adam(image, lr=config.learning_rate, betas=(config.beta1, config.beta2), eps=config.epsilon)
     h_diag = previous.h_diag if isinstance(previous, LBFGS) else None

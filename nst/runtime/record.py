@@ -34,15 +34,18 @@ def provenance(
     targets: Path | None,
     device: str,
     precision: str,
+    source_sha256: str = "",
 ) -> dict[str, str]:
-    """The PNG text chunks: the options that applied (seed included), what the image was made
-    from, and where: enough to reproduce it."""
+    """The PNG text chunks: the options that applied (seed included; `config` resolved, so the
+    loss scale is the one used, never `auto`), what the image was made from (the model's
+    weights file by `source_sha256`), and where: enough to reproduce it."""
     values = applied_options(config)
     values.update(
         content=Path(str(content)).name,
         styles=[Path(str(s)).name for s in styles],
         model=model.name,
         model_weights_sha256=weights_sha256,
+        model_source_sha256=source_sha256,
         targets=targets.name if targets else None,
         device=device,
         precision_used=precision,

@@ -129,7 +129,7 @@ class Stylizer:
         stops being finite, `StylizeDiverged`; a run too big for memory, `ResourceError` first.
         """
         start = time.perf_counter()
-        config = config or self.config
+        config = self.resolve(config)
         if config.pooling not in (None, self.model.pooling):
             raise ConfigError(f"this session pools with {self.model.pooling}; start another for {config.pooling}")
         try:
@@ -150,6 +150,13 @@ class Stylizer:
             if oom is None:
                 raise
             raise oom from None
+
+    def resolve(self, config: StylizeConfig | None = None) -> StylizeConfig:
+        """`config` (None: the session's) with loss scale auto resolved for this model's weights
+        (`nst stylize`, batch, serve and regions alike): what a run uses and its PNG and state record."""
+        from nst.runtime.loss_scale import resolve_loss_scale
+
+        return resolve_loss_scale(config or self.config, self.model.info)
 
     def plan(
         self,
@@ -239,15 +246,16 @@ class Stylizer:
         styles: Sequence[ImageLike] = (),
         targets: str | Path | None = None,
     ) -> dict[str, str]:
-        """The text an output of this session records (PNG chunks): the options that applied,
-        the inputs by name, the model, and the device and precision actually used."""
-        config = config or self.config
+        """The text an output of this session records (PNG chunks): the options that applied (auto
+        resolved), the inputs by name, the model and its weights file, the device and precision used."""
+        config, info = self.resolve(config), self.model.info
         return provenance(
             config,
             content=content if isinstance(content, (str, Path)) else "(image)",
             styles=[s if isinstance(s, (str, Path)) else "(image)" for s in styles],
-            model=self.model.info.path,
-            weights_sha256=self.model.info.weights_sha256,
+            model=info.path,
+            weights_sha256=info.weights_sha256,
+            source_sha256=info.source_sha256,
             targets=Path(targets) if targets is not None else None,
             device=str(self.device),
             precision=precision_name(self.device, config.precision),

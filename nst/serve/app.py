@@ -113,8 +113,9 @@ class Api:
 
     async def get_info(self, request: Request) -> Response:
         examples = [{"name": name, "role": role, "url": f"/static/examples/{name}"} for name, role in EXAMPLES]
+        auto = self.queue.resolve(StylizeConfig()).loss_scale if self.queue is not None else None
         return JSONResponse({**self.info, "max_upload_bytes": self.settings.max_upload, "options": option_specs(),
-                             "weights": default_weights(), "examples": examples})  # fmt: skip
+                             "weights": default_weights(auto), "examples": examples})  # fmt: skip
 
     async def list_jobs(self, request: Request) -> Response:
         return _json({"jobs": [job.summary() for job in self.board.all()]})

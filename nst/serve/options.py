@@ -80,10 +80,14 @@ def option_specs() -> list[dict[str, Any]]:
     return specs
 
 
-def default_weights() -> dict[str, dict[str, float]]:
-    """(content, style, tv) weights by loss scale, for the page's style/content balance slider."""
+def default_weights(auto: str | None = None) -> dict[str, dict[str, float]]:
+    """(content, style, tv) weights by loss scale, for the page's style/content balance slider;
+    `auto`: the scale that `auto` resolves to for the server's model, whose weights it takes."""
     names = ("content_weight", "style_weight", "tv_weight")
-    return {scale: dict(zip(names, weights)) for scale, weights in DEFAULT_WEIGHTS.items()}
+    weights = {scale: dict(zip(names, values)) for scale, values in DEFAULT_WEIGHTS.items()}
+    if auto in weights:
+        weights["auto"] = weights[auto]
+    return weights
 
 
 def _field(key: Any) -> str:

@@ -61,6 +61,7 @@ class JobQueue:
             threading.Thread(target=self._work, args=(Sessions(s),), name=f"nst-serve-{s.device}", daemon=True)
             for s in sessions
         ]
+        self._model = sessions[0] if sessions else None  # the sessions share one network
         self.restore()
 
     def restore(self) -> None:
@@ -81,6 +82,10 @@ class JobQueue:
             worker.start()
 
     def submit(self, jobs: Sequence[Job], sweep: Sweep | None = None) -> None:
+        """Queue `jobs`, their loss scale `auto` resolved for the model as `nst stylize` does:
+        the page, the manifest and the PNG show the scale and weights each job runs with."""
+        for job in jobs:
+            job.config = self.resolve(job.config)
         with self._lock:
             for job in jobs:
                 self.jobs[job.id] = job
@@ -88,6 +93,10 @@ class JobQueue:
                 self.sweeps[sweep.id] = sweep
         for job in jobs:
             self._pending.put(job)
+
+    def resolve(self, config: StylizeConfig) -> StylizeConfig:
+        """`config` with loss scale `auto` resolved for the sessions' model (`Stylizer.resolve`)."""
+        return self._model.resolve(config) if self._model is not None else config
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -97,11 +97,14 @@ def stylize_video(
     `callback` gets a `VideoPlanned`, then each `FrameEvent`. A frame that fails raises a VideoError
     after the frames made are written; Ctrl-C raises `VideoInterrupted`.
     """
+    from nst.contract import load_onnx, model_info
     from nst.export.cached import resolve_model
+    from nst.runtime.loss_scale import resolve_loss_scale
 
     style_paths, target_path = tuple(Path(s) for s in styles), Path(targets) if targets is not None else None
     identity = _inputs_identity(style_paths, target_path)
     model_path = resolve_model(model, pooling=config.pooling)
+    config = resolve_loss_scale(config, model_info(load_onnx(model_path), model_path))  # auto, as stylize does
     video = video.resolved(config)
     settings = _settings(config, video, model_path, identity)
     options: dict[str, Any] = {"config": config, "video": video, "settings": settings, "overwrite": overwrite,

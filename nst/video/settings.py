@@ -48,6 +48,8 @@ class VideoSettings:
 
     def resolved(self, config: StylizeConfig) -> VideoSettings:
         """These settings with their defaults filled in for `config` (its loss scale and iterations)."""
+        if config.loss_scale not in TEMPORAL_WEIGHTS:
+            raise ValueError("resolve loss scale auto for the model first (Stylizer.resolve)")
         weight = self.temporal_weight
         later = self.later_iterations
         return dataclasses.replace(

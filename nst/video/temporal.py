@@ -86,7 +86,7 @@ def temporal_term(
     if len(warped) != len(masks):
         raise ValueError(f"{len(warped)} warped outputs but {len(masks)} masks")
     if loss_scale not in ("reference", "balanced"):
-        raise ValueError(f"loss_scale is reference or balanced, got {loss_scale!r}")
+        raise ValueError(f"loss_scale is reference or balanced (Stylizer.resolve settles auto), got {loss_scale!r}")
     if loss_scale == "balanced" and mean_pixel is None:
         raise ValueError("the balanced scale needs the model's mean pixel")
     targets = []
