@@ -282,6 +282,7 @@ def main() -> None:
     parser.add_argument("--clips", default="pan,object")
     parser.add_argument("--strip", type=Path, help="write the pan's frames, per-frame and first video run here")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 frames of 64 px, 4 iterations")
+    parser.add_argument("--model", type=Path, help="an extractor with trained weights (default: random-weight VGG-19)")
     args = parser.parse_args()
     if args.quick:
         args.frames, args.size, args.iterations, args.shares = 3, 64, 4, [0.5]
@@ -291,12 +292,12 @@ def main() -> None:
     from nst.runtime.stylize import Stylizer
 
     base = StylizeConfig(iterations=args.iterations, size=0, seed=0)
-    session = Stylizer(model_path(), config=base)
+    session = Stylizer(args.model or model_path(), config=base)
     makers = {"pan": pan_clip, "object": object_clip}
     clips = [makers[name](args.frames, args.size) for name in args.clips.split(",")]
     h, w = clips[0].frames[0].shape[:2]
     print(f"# {machine()}; {args.frames} frames of {w}x{h}, {args.iterations} iterations a first frame, "
-          f"random-weight VGG-19, device {session.device}")  # fmt: skip
+          f"{args.model.name if args.model else 'random-weight VGG-19'}, device {session.device}")  # fmt: skip
     print(HEADER)
     print("|" + "---|" * 8)
     with tempfile.TemporaryDirectory(prefix="nst-video-bench-") as flows:

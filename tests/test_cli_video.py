@@ -8,6 +8,7 @@ import json
 import sys
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -175,3 +176,21 @@ def test_without_the_extra_one_line_says_what_to_install(vgg19_onnx, clip, tmp_p
     result = _invoke(vgg19_onnx, clip / "frames", "-s", clip / "style.png", "-o", tmp_path / "o")
     assert result.exit_code == 1
     assert result.output == "Error: stylize-video needs OpenCV and PyAV: pip install 'nst[video]'\n"
+
+
+def test_regions_apply_to_every_frame(vgg19_onnx, clip, tmp_path):
+    """A mask per style (the left half one style, the right half the other) holds for every frame."""
+    left = np.zeros((96, 128), np.uint8)
+    left[:, :64] = 255
+    for name, mask in (("left.png", left), ("right.png", 255 - left)):
+        Image.fromarray(mask).save(tmp_path / name)
+    out = tmp_path / "out"
+    args = ["-s", clip / "style.png", "-s", clip / "other.png", "--style-mask", tmp_path / "left.png"]
+    result = _invoke(vgg19_onnx, clip / "frames", *args, "--style-mask", tmp_path / "right.png", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.png"))) == 8
+    with Image.open(out / "00008.png") as img:
+        parameters = json.loads(img.text["nst:parameters"])
+    assert [m.rsplit("/", 1)[-1] for m in parameters["style_masks"]] == ["left.png", "right.png"]
+    one = _invoke(vgg19_onnx, clip / "frames", *args, "-o", tmp_path / "unmasked")
+    assert one.exit_code != 0 and "--style-mask" in one.output  # one mask for two styles is one line
