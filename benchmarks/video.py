@@ -136,7 +136,7 @@ def frame_losses(session, frame: np.ndarray, output, config) -> dict[str, float]
 
 def per_frame(session, clip: Clip, config) -> tuple[list, list[float]]:
     """Each frame from noise: (outputs as decoded 8-bit tensors, seconds per frame), kept in
-    $NST_BENCH_CACHE by clip, size and options, so that another sweep over the clip reuses them."""
+    $NST_BENCH_CACHE by clip, model, size and options, so that another sweep over the clip reuses them."""
     import hashlib
     import json
 
@@ -148,7 +148,9 @@ def per_frame(session, clip: Clip, config) -> tuple[list, list[float]]:
     from nst.video.driver import decode_output
 
     pixels = hashlib.sha256(b"".join(f.tobytes() for f in clip.frames)).hexdigest()
-    key = hashlib.sha256(json.dumps([pixels, applied_options(config)], sort_keys=True).encode()).hexdigest()[:16]
+    weights = session.model.info.weights_sha256  # another model's outputs are not these
+    key = hashlib.sha256(json.dumps([pixels, weights, applied_options(config)], sort_keys=True).encode()).hexdigest()
+    key = key[:16]
     kept = CACHE / f"video-per-frame-{clip.name}-{key}.npz"
     if kept.is_file():
         with np.load(kept) as data:
