@@ -12,17 +12,17 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from nst.batch.claims import ClaimedJobs, Claims, run_claimed
+from nst.batch.claims import Claims, run_claimed
 from nst.batch.execution import Execution
 from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_jobs, parameter_sets, style_label
-from nst.batch.local import OnEvent, OnOutcome, run_pool, run_sequential
+from nst.batch.local import OnEvent, run_pool, run_sequential
 from nst.batch.manifest import MANIFEST, Manifest
-from nst.batch.worker import Inputs, Outcome
+from nst.batch.worker import Inputs, Outcome, Task, run_image
 from nst.contract import ModelInfo, load_onnx, model_info
 from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
 from nst.export.cached import resolve_model
@@ -32,6 +32,9 @@ from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.loss_scale import resolve_loss_scale
 from nst.runtime.ort_extractor import check_provider
 from nst.runtime.targets import load_targets
+
+if TYPE_CHECKING:
+    from nst.batch.cluster import Remote
 
 Status = Literal["ok", "skipped", "failed"]
 
@@ -131,7 +134,7 @@ def stylize_batch(
         run_claimed(
             to_run,
             claims,
-            lambda claimed: _run(
+            lambda claimed: run_jobs(
                 claimed, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome
             ),
             made=lambda job: _made_since(outdir / job.output, started if overwrite else None),
@@ -162,18 +165,37 @@ def _busy(count: int, outdir: Path) -> str:
     )
 
 
-def _run(
-    jobs: ClaimedJobs, inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+class Jobs(Protocol):
+    """Jobs a runner takes in turn, and at most how many (what pools are sized by)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+def run_jobs(
+    jobs: Jobs,
+    inputs: Inputs,
+    execution: Execution,
+    *,
+    device: str,
+    on_event: Callable[[Any], None],
+    on_outcome: Callable[[Any, Outcome], None],
+    task: Task = run_image,
+    remote: Remote | None = None,
 ) -> None:
+    """Run `jobs` where `execution` says, one session per process: in this process, in local
+    worker processes (one per GPU on CUDA unless told), or on Ray. `task` runs a job locally and
+    `remote` on Ray (a batch's images by default; a video's shots bring their own)."""
     if execution.ray is not None:
         from nst.batch.cluster import run_ray
 
-        run_ray(jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome)
+        run_ray(jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome, remote=remote)
         return
     devices = local_devices(device)
     count = min(execution.workers or len(devices), len(jobs))
     if count <= 1:
-        run_sequential(jobs, inputs, device=devices[0], on_event=on_event, on_outcome=on_outcome)
+        run_sequential(jobs, inputs, device=devices[0], on_event=on_event, on_outcome=on_outcome, task=task)
     else:
         run_pool(
             jobs,
@@ -183,6 +205,7 @@ def _run(
             devices=devices,
             on_event=on_event,
             on_outcome=on_outcome,
+            task=task,
         )
 
 

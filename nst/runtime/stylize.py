@@ -1,10 +1,7 @@
 """The Stylizer session and `stylize()`: optimise an image so its VGG features match a content
-photo's and its Gram matrices match the styles' (Gatys et al. 2015).
-
-A `Stylizer` loads the network once and keeps the style Grams it computed, by style image and
-size, so a second content image with the same styles pays only for its own content pass.
-`stylize()` is a one-image wrapper around it. Sizes are (height, width).
-"""
+photo's and its Gram matrices match the styles' (Gatys et al. 2015). A `Stylizer` loads the
+network once and keeps the style Grams it computed, by style image and size, so a second content
+image with the same styles pays only for its own content pass. Sizes are (height, width)."""
 
 from __future__ import annotations
 
@@ -33,8 +30,11 @@ from nst.runtime.ort_extractor import OrtExtractor
 from nst.runtime.plan import (
     Plan,
     Stage,
+    StartImage,
     check_sizes,
+    extras_key,
     plan_stages,
+    start_image,
     style_blend,
     style_scales,
     target_grams,
@@ -95,11 +95,12 @@ class Stylizer:
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
         masks: Regions | Sequence[MaskLike] | None = None,
+        initial: StartImage | None = None,
     ) -> Image:
         """Stylize `content` with `styles` (or precomputed `targets`); return the best image
         (8-bit sRGB; `render` returns the same image in float, for 16-bit outputs)."""
         return self.render(content, styles=styles, targets=targets, callback=callback, config=config,
-                           extra_terms=extra_terms, resume=resume, masks=masks).image  # fmt: skip
+                           extra_terms=extra_terms, resume=resume, masks=masks, initial=initial).image  # fmt: skip
 
     def render(
         self,
@@ -112,6 +113,7 @@ class Stylizer:
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
         masks: Regions | Sequence[MaskLike] | None = None,
+        initial: StartImage | None = None,
     ) -> Rendered:
         """`stylize` without the rounding to 8 bits: the best image as float pixels (and its
         8-bit `image`).
@@ -119,21 +121,20 @@ class Stylizer:
         `config` overrides the session's for this image (its pooling must be the session's).
         `masks` gives each style its region of the content: one mask per style, or `Regions`
         (a label map, a content mask, masks over the styles; default: the config's
-        --style-mask, --labels, --content-mask and --style-region). `extra_terms` are added to
-        the objective at every stage. `resume` continues a run
-        from its saved state (the same inputs and settings). Ctrl-C raises
-        `StylizeInterrupted` carrying the best image so far and the run's state; a loss that
-        stops being finite raises `StylizeDiverged`; a run that would not fit in memory is
-        refused before any work (`ResourceError`).
+        --style-mask, --labels, --content-mask and --style-region). `extra_terms` join the
+        objective at every stage. `initial` replaces `config.initial`'s file with a start image
+        in memory: PIL, or (1, 3, H, W) 0-255 floats (a video's warped frame, unrounded).
+        `resume` continues from a saved state (same inputs, settings, extra terms and start).
+        Ctrl-C raises `StylizeInterrupted` with the best image and the run's state; a loss that
+        stops being finite, `StylizeDiverged`; a run too big for memory, `ResourceError` first.
         """
         start = time.perf_counter()
         config = self.resolve(config)
         if config.pooling not in (None, self.model.pooling):
             raise ConfigError(f"this session pools with {self.model.pooling}; start another for {config.pooling}")
         try:
-            plan = self.plan(
-                content, styles=styles, targets=targets, config=config, extra_terms=extra_terms, masks=masks
-            )
+            plan = self.plan(content, styles=styles, targets=targets, config=config, extra_terms=extra_terms,
+                             masks=masks, initial=initial)  # fmt: skip
             if resume is not None:
                 resume.check(
                     config=applied_options(config),
@@ -141,6 +142,7 @@ class Stylizer:
                     pooling=self.model.pooling,
                     content=plan.content_key,
                     styles=plan.styles_key,
+                    extras=plan.extras_key,
                 )
             return Run(self.model, config, plan, callback=callback, resume=resume, start=start).run()
         except (RuntimeError, MemoryError) as exc:
@@ -165,6 +167,7 @@ class Stylizer:
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
         masks: Regions | Sequence[MaskLike] | None = None,
+        initial: StartImage | None = None,
     ) -> Plan:
         """Everything about one image that comes before its first iteration: sizes checked
         against the network and the memory, images and masks read, style Grams computed."""
@@ -197,13 +200,14 @@ class Stylizer:
             styles_key += "|regions:" + masks_key(resolved, regions.style_regions)
         return Plan(
             content=content_img,
-            initial=as_image(config.initial) if config.initial is not None else None,
+            initial=start_image(initial, config),
             stages=stages,
             style_grams=stage_grams,
             blend=style_blend(config, len(names)),
             content_key=image_key(content_img),
             styles_key=styles_key,
             extra_terms=extra_terms,
+            extras_key=extras_key(extra_terms, initial),
             regions=resolved,
         )
 
