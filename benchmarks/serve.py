@@ -4,8 +4,8 @@ its status.
     python benchmarks/serve.py [--size 256] [--clients 50] [--interval 0.2] [--window 20] [--rounds 3]
 
 The app runs as `nst serve` runs it (uvicorn, one CPU worker thread, one process); the clients
-run in another process (asyncio + httpx), each asking GET /api/jobs/ID every --interval
-seconds (0: as fast as the server answers). The rate is the job's own count: iterations over
+run in another process (asyncio, one kept-alive connection each, requests written by hand),
+each asking GET /api/jobs/ID every --interval seconds (0: as fast as the server answers). The rate is the job's own count: iterations over
 the seconds its steps report, read at the start and end of each window. Windows alternate
 without and with the clients, --rounds times, so a drift of the machine hits both; medians.
 Target (issue 21): the clients slow the job by at most 10 %. Smoke run:
@@ -80,22 +80,33 @@ def rate(base: str, job_id: str, seconds: float) -> float:
 
 
 def poll(url: str, clients: int, interval: float, stop: Any, counts: Any) -> None:
-    """In a process of its own: `clients` pollers until `stop` is set; the requests made go to `counts`."""
+    """In a process of its own: `clients` pollers until `stop` is set; the requests made go to `counts`.
 
-    async def client(http: Any, made: list[int]) -> None:
+    Each poller keeps one HTTP/1.1 connection open and writes its GET by hand, as a load generator
+    such as wrk does: an HTTP client library costs this process a few ms of CPU a request, which
+    on a 2-core machine the job would pay for, not the server."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+
+    async def client(made: list[int]) -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         while not stop.is_set():
-            response = await http.get(url)
-            assert response.status_code == 200
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head[:40]
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
             made[0] += 1
             await asyncio.sleep(interval)
+        writer.close()
 
     async def run() -> None:
-        import httpx
-
         made = [0]
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-            await asyncio.gather(*(client(http, made) for _ in range(clients)))
+        await asyncio.gather(*(client(made) for _ in range(clients)))
         counts.put(made[0])
 
     asyncio.run(run())
