@@ -168,6 +168,8 @@ WARN = [
      r"warning: --learning-rate and --beta1 only apply to --optimizer adam; lbfgs ignores them"),
     ("lbfgs history with adam", RUN + " -o {O}/o.png --optimizer adam --lbfgs-history 5",
      r"warning: --lbfgs-history only applies to --optimizer lbfgs; adam ignores it"),
+    ("min-size above the size", RUN + " -o {O}/o.png --size 48 --min-size 200",
+     r"warning: --min-size 200 runs 1 stage: the content \(48x38 px\) is no larger than it"),
     ("scales collapse", RUN + " -o {O}/o.png --scales 3",
      r"warning: --scales 3 runs 1 stage\(s\): the content \(40x32 px\) is no larger than --min-size 128"),
     ("targets of another size", "stylize {C} --targets {BIG_TARGETS} -m {M} -o {O}/o.png --size 0 --iterations 2 -q",

@@ -23,6 +23,7 @@ from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_
 from nst.batch.local import OnEvent, OnOutcome, run_pool, run_sequential
 from nst.batch.manifest import MANIFEST, Manifest
 from nst.batch.worker import Inputs, Outcome
+from nst.clobber import refuse_inputs_as_outputs
 from nst.contract import ModelInfo, load_onnx, model_info
 from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
 from nst.export.cached import resolve_model
@@ -96,6 +97,9 @@ def stylize_batch(
     found, sets = expand_contents(contents, exclude=outdir), parameter_sets(sweep, config)
     label = style_label(style_paths, target_path)
     jobs = make_jobs(found, sets, config, name=name, style=label)  # the names checked before the model loads
+    read: dict[str, Path | None] = {f"the content image {i + 1}": path for i, path in enumerate(found)}
+    read |= {f"style {i + 1}": path for i, path in enumerate(style_paths)} | {"the --targets file": target_path}
+    refuse_inputs_as_outputs([outdir / job.output for job in jobs], read, fix="choose another --name or -o folder")
     model_path, info = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
     # Loss scale auto resolved by the model, as `nst stylize` does: the names, the manifest and
     # the workers then have the scale and weights each output is made with.

@@ -79,6 +79,7 @@ def stylize_cmd(
     nst stylize photo.jpg style.jpg -o out.png --resume out.0500.state --overwrite
     """
     from nst.cli.outputs import output_paths
+    from nst.clobber import refuse_inputs_as_outputs
     from nst.runtime.config import StylizeConfig
     from nst.runtime.icc import output_profile
     from nst.runtime.images import check_output
@@ -93,6 +94,7 @@ def stylize_cmd(
     paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
     for path in (output, *paths.checkpoints.values()):
         check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
+    refuse_inputs_as_outputs(paths.all(), _inputs(content, styles, source.targets, config), fix="choose another -o")
     if state is None:
         _hint_resumable(output, paths)
     paths.check(overwrite=report.overwrite, after=state.iteration if state else 0)  # before any work
@@ -140,6 +142,15 @@ def _hint_resumable(output: Path, paths: OutputPaths) -> None:
             f"{found.iterations}); to continue it instead, add --resume {found.path} --overwrite",
             err=True,
         )
+
+
+def _inputs(
+    content: Path, styles: tuple[Path, ...], targets: Path | None, config: StylizeConfig
+) -> dict[str, Path | None]:
+    """The files a run reads, by role, that no output may replace."""
+    named: dict[str, Path | None] = {f"style {i + 1}": style for i, style in enumerate(styles)}
+    initial = Path(config.initial) if config.initial is not None else None
+    return {"the content": content, **named, "the --targets file": targets, "the --initial image": initial}
 
 
 def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
