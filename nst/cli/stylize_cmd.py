@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -182,6 +182,7 @@ def _run(
 ) -> None:
     from nst.cli.outputs import Encoding, save_final
     from nst.cli.progress import StepDisplay
+    from nst.runtime.hardware import emulated_bf16, precision_line
     from nst.runtime.loss_scale import describe_loss_scale
     from nst.runtime.record import final_loss
     from nst.runtime.stylize import StylizeDiverged, StylizeInterrupted, Stylizer
@@ -195,9 +196,13 @@ def _run(
     rows = list(state.history) if state is not None else []
     display = StepDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every, done=len(rows))
     overwrite = report.overwrite
+    emulated = emulated_bf16(session.device, config.precision)
+    if emulated is not None:
+        click.echo(f"warning: {emulated}", err=True)  # now: the first iteration may take minutes
     # Said at the first iteration, like the bar, so that an error in the set-up stays one line.
-    scale_line = None if report.quiet else describe_loss_scale(config, session.model.info, requested=requested)
-    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite, first_line=scale_line)
+    first = [] if report.quiet else [precision_line(session.device, config.precision),
+                                     describe_loss_scale(config, session.model.info, requested=requested)]  # fmt: skip
+    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite, first_lines=first)
     if live is not None:
         live.job.config = config  # the page shows the scale and weights that apply, as the PNG records them
         click.echo(f"live view: {live.url}", err=True)
@@ -237,17 +242,17 @@ def _recorder(
     encoding: Encoding,
     *,
     overwrite: bool,
-    first_line: str | None = None,
+    first_lines: Sequence[str] = (),
 ) -> Callable[[Step], None]:
-    """The run's callback: `first_line` at the first step, the progress display, the history
+    """The run's callback: `first_lines` at the first step, the progress display, the history
     rows, and at checkpoint iterations the checkpoint image with its state."""
     from nst.runtime.state import save_state, state_path
 
-    pending = [first_line] if first_line else []
+    pending = list(first_lines)
 
     def on_step(step: Step) -> None:
-        if pending:
-            click.echo(pending.pop(), err=True)
+        while pending:
+            click.echo(pending.pop(0), err=True)
         display(step)
         rows.append(step.row())
         if step.image is not None:
