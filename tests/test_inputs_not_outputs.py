@@ -63,4 +63,7 @@ def test_stylize_never_writes_over_an_input(vgg19_onnx, photos, role):
     argv = ["stylize", str(photo), str(style), "-m", str(vgg19_onnx), "-o", str(target), "--overwrite", *FAST]
     line = _unchanged(target, lambda: CliRunner().invoke(main, argv))
     expected = "style 1" if role == "style" else "the content"
-    assert line == f"Error: {target} is {expected} of this run; nst never writes over an input: choose another -o"
+    assert (
+        line
+        == f"Error: {target} is {expected} of this run; nst never writes over an input: choose another -o or --checkpoint-output"
+    )

@@ -30,6 +30,7 @@ from nst.export.cached import resolve_model
 from nst.fileio import atomic_path, check_writable
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig, applied_options
+from nst.runtime.images import probe_image
 from nst.runtime.loss_scale import resolve_loss_scale
 from nst.runtime.ort_extractor import check_provider
 from nst.runtime.targets import load_targets
@@ -224,6 +225,8 @@ def _check_styles(
     for path in (*styles, *([targets] if targets else [])):
         if not path.is_file():
             raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
+    for style in styles:
+        probe_image(style)  # its header: one that is no image fails once, before any work, not per output
     return styles, targets
 
 

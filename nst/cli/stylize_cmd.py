@@ -94,7 +94,9 @@ def stylize_cmd(
     paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
     for path in (output, *paths.checkpoints.values()):
         check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
-    refuse_inputs_as_outputs(paths.all(), _inputs(content, styles, source.targets, config), fix="choose another -o")
+    refuse_inputs_as_outputs(
+        paths.all(), _inputs(content, styles, source.targets, config), fix="choose another -o or --checkpoint-output"
+    )
     if state is None:
         _hint_resumable(output, paths)
     paths.check(overwrite=report.overwrite, after=state.iteration if state else 0)  # before any work
