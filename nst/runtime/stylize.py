@@ -45,6 +45,7 @@ from nst.runtime.record import provenance
 from nst.runtime.regions import MaskLike, RegionMasks, Regions, masks_key, read_mask, regions_of, resolve
 from nst.runtime.run import Run, StylizeDiverged, StylizeInterrupted, image_tensor
 from nst.runtime.state import RunState
+from nst.runtime.style_size import warn_small_styles
 from nst.runtime.targets import StyleTargets, load_targets
 
 if TYPE_CHECKING:
@@ -120,11 +121,10 @@ class Stylizer:
         `masks` gives each style its region of the content: one mask per style, or `Regions`
         (a label map, a content mask, masks over the styles; default: the config's
         --style-mask, --labels, --content-mask and --style-region). `extra_terms` are added to
-        the objective at every stage. `resume` continues a run
-        from its saved state (the same inputs and settings). Ctrl-C raises
-        `StylizeInterrupted` carrying the best image so far and the run's state; a loss that
-        stops being finite raises `StylizeDiverged`; a run that would not fit in memory is
-        refused before any work (`ResourceError`).
+        the objective at every stage. `resume` continues a run from its saved state (the same
+        inputs and settings). Ctrl-C raises `StylizeInterrupted` carrying the best image so far
+        and the run's state; a loss that stops being finite raises `StylizeDiverged`; a run
+        that would not fit in memory is refused before any work (`ResourceError`).
         """
         start = time.perf_counter()
         config = self.resolve(config)
@@ -192,6 +192,7 @@ class Stylizer:
         else:
             widths = [stage.size[1] for stage in stages]
             stage_grams = self._stage_grams(style_imgs, scales, widths, regions=regions)
+            warn_small_styles(names, [(img.height, img.width) for img in style_imgs], scales, width=size[1])
             styles_key = "styles:" + ",".join(image_key(s) for s in style_imgs)
         if resolved is not None and regions is not None:
             styles_key += "|regions:" + masks_key(resolved, regions.style_regions)
