@@ -81,6 +81,7 @@ def stylize_cmd(
     from nst.cli.outputs import output_paths
     from nst.clobber import refuse_inputs_as_outputs
     from nst.runtime.config import StylizeConfig
+    from nst.runtime.early_memory import check_memory_early
     from nst.runtime.icc import output_profile
     from nst.runtime.images import check_output
     from nst.runtime.ort_extractor import check_provider
@@ -91,6 +92,7 @@ def stylize_cmd(
     state = load_state(resume) if resume is not None else None
     base = StylizeConfig.from_options(state.config) if state is not None else None
     config = stylize_config(options, base)
+    check_memory_early(content, config)  # before torch loads: a 12000 px run is refused in well under a second
     paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
     for path in (output, *paths.checkpoints.values()):
         check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
