@@ -1,8 +1,8 @@
 """nst: neural style transfer (Gatys et al.) with an ONNX VGG extractor and a PyTorch loop.
 
 `nst.stylize(content, styles, config=...)`, the `nst.Stylizer` session, `nst.stylize_batch`
-(many images, sweeps, worker processes, Ray) and the configs load on first use, so that
-`import nst` stays light.
+(many images, sweeps, worker processes, Ray), `nst.stylize_video` (clips with temporal
+consistency) and the configs load on first use, so that `import nst` stays light.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ _LAZY = {
     "stylize": "nst.runtime.stylize",
     "stylize_batch": "nst.batch",
     "BatchResult": "nst.batch",
+    "stylize_video": "nst.video.run",
+    "VideoSettings": "nst.video.settings",
     "Stylizer": "nst.runtime.stylize",
     "StylizeInterrupted": "nst.runtime.run",
     "StylizeConfig": "nst.runtime.config",

@@ -361,3 +361,64 @@ def test_non_finite_loss_stops_with_the_best_image(mirror, images):
         )
     assert info.value.iteration == 4 and [s.iteration for s in steps] == [1, 2, 3]
     assert info.value.image is not None and info.value.image.size == (40, 32)
+
+
+class _Pull:
+    """An extra term with a key: the image pulled towards a grey level."""
+
+    name, layers = "pull", ()
+
+    def __init__(self, level: float):
+        self.level = level
+
+    def __call__(self, image, features):
+        return 10.0 * (image - self.level).pow(2).mean()
+
+    def key(self) -> str:
+        return f"{self.level!r}"
+
+
+def test_a_start_image_in_memory(mirror, images, tmp_path):
+    """A tensor start image runs as the same image given as a file (noise blend 0 with either), and is
+    not rounded to 8 bits on the way (a video's warped previous frame)."""
+    from nst.runtime.images import to_array
+
+    start = images["style2"].resize((40, 32))
+    start.save(tmp_path / "start.png")
+    config = StylizeConfig(size=0, iterations=3, seed=0)
+    session = Stylizer(mirror, config=config)
+    run = lambda **kw: np.asarray(session.render(images["content"], styles=[images["style"]], **kw).pixels)  # noqa: E731
+    from_file = run(config=config.replace(initial=tmp_path / "start.png"))
+    tensor = torch.from_numpy(to_array(start))  # (1, 3, 32, 40)
+    assert np.array_equal(run(initial=tensor), from_file)
+    assert np.array_equal(run(initial=start), from_file)
+    assert not np.array_equal(run(initial=tensor + 0.25), from_file)
+    with pytest.raises(ValueError, match=r"a start image tensor is \(1, 3, H, W\), got \(3, 32, 40\)"):
+        run(initial=tensor[0])
+
+
+def test_resume_knows_the_extra_terms_and_the_start_image(mirror, images, tmp_path):
+    """A state records what its extra terms hold and its in-memory start image: resumed with the same,
+    it continues bit for bit; with others, or from a plain run, it is refused in one line."""
+    from nst.errors import StateError
+    from nst.runtime.images import to_array
+    from nst.runtime.state import load_state, save_state
+
+    config = StylizeConfig(size=0, iterations=6, seed=3, checkpoint_iterations=3)
+    start = torch.from_numpy(to_array(images["style2"].resize((40, 32)))) + 0.5
+    session = Stylizer(mirror, config=config)
+    kwargs = {"styles": [images["style"]], "extra_terms": [_Pull(100.0)], "initial": start}
+
+    def keep(step: Step) -> None:
+        if step.state is not None:
+            save_state(step.state, tmp_path / "3.state")
+
+    whole = np.asarray(session.stylize(images["content"], callback=keep, **kwargs))
+    state = load_state(tmp_path / "3.state")
+    assert state.extras and state.iteration == 3
+    steps: list[Step] = []
+    resumed = session.stylize(images["content"], resume=state, callback=steps.append, **kwargs)
+    assert np.array_equal(np.asarray(resumed), whole) and steps[0].iteration == 4
+    for change in ({"extra_terms": [_Pull(90.0)]}, {"initial": start + 1}, {"extra_terms": [], "initial": None}):
+        with pytest.raises(StateError, match=r"^the state comes from a run with other extra loss terms or another"):
+            session.stylize(images["content"], resume=state, **{**kwargs, **change})

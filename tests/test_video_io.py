@@ -14,7 +14,8 @@ pytest.importorskip("av")
 import av
 
 from nst.errors import NSTWarning, OutputError, VideoError
-from nst.video.io import frame_path, iter_frames, probe_clip, read_clip, upright, write_frames, write_video
+from nst.video.reading import iter_frames, probe_clip, read_clip, upright
+from nst.video.writing import frame_path, write_frames, write_video
 
 from video_clips import SIZE, make_video, pan
 

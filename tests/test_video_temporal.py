@@ -131,3 +131,15 @@ def test_the_term_is_a_frozen_term_of_the_objective():
     with pytest.raises(dataclasses.FrozenInstanceError):
         term.weight = 2.0  # type: ignore[misc]
     assert float(term(torch.zeros(1, 3, 4, 4), {})) == 0.0
+
+
+def test_the_key_follows_what_the_term_holds():
+    """A resumed frame is checked against its term's key: it changes with any target, mask or weight."""
+    _, warped, masks = _case()
+    make = lambda w=warped, m=masks, weight=1.0: temporal_term([torch.from_numpy(x) for x in w], m, weight=weight)  # noqa: E731
+    key = make().key()
+    assert make().key() == key
+    changed = [warped[0].copy(), warped[1]]
+    changed[0][0, 0, 0, 0] += 1
+    other_mask = [masks[0], masks[1] * 0.5]
+    assert len({key, make(w=changed).key(), make(m=other_mask).key(), make(weight=2.0).key()}) == 4

@@ -13,17 +13,17 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nst.batch.execution import Execution
 from nst.batch.jobs import Job
-from nst.batch.local import OnEvent, OnOutcome
+from nst.batch.local import OnEvent
 from nst.batch.ray_connect import connect, first_line
 from nst.batch.worker import Inputs, Outcome, Worker, run_guarded, set_threads
-from nst.errors import ConfigError, OutputError
+from nst.errors import ConfigError, ImageError, NSTError, OutputError
 
 
 def import_ray() -> Any:
@@ -52,6 +52,16 @@ class File:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Remote:
+    """A kind of job on Ray. `payload(job)`, on the driver, is what the task needs that no file
+    on its node holds (an NSTError or OSError fails the job with its message); `run(worker, job,
+    payload, report)` runs it on a worker process's session."""
+
+    payload: Callable[[Any], Any]
+    run: Callable[[Worker, Any, Any, Callable[[Any], None]], Outcome]
+
+
 def shared_inputs(inputs: Inputs) -> Shared:
     def read(path: Path) -> File:
         try:
@@ -68,17 +78,25 @@ def shared_inputs(inputs: Inputs) -> Shared:
 
 
 def run_ray(
-    jobs: Iterable[Job], inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+    jobs: Iterable[Any],
+    inputs: Inputs,
+    execution: Execution,
+    *,
+    device: str,
+    on_event: Callable[[Any], None],
+    on_outcome: Callable[[Any, Outcome], None],
+    remote: Remote | None = None,
 ) -> None:
     """Every job as a Ray task on the cluster at `execution.ray` (RAY_LOCAL: a local instance,
     unless Ray is initialised already). GPU nodes: one GPU per task; else
-    `execution.cpus_per_task` CPUs, and as many threads."""
+    `execution.cpus_per_task` CPUs, and as many threads. `remote`: how a job runs there (a
+    batch's images by default)."""
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
         connect(ray, execution.ray)
     try:
-        _run(ray, jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome)
+        _run(ray, jobs, inputs, execution, remote or IMAGES, device=device, on_event=on_event, on_outcome=on_outcome)
     finally:
         if started:
             ray.shutdown()
@@ -86,13 +104,14 @@ def run_ray(
 
 def _run(
     ray: Any,
-    jobs: Iterable[Job],
+    jobs: Iterable[Any],
     inputs: Inputs,
     execution: Execution,
+    remote: Remote,
     *,
     device: str,
-    on_event: OnEvent,
-    on_outcome: OnOutcome,
+    on_event: Callable[[Any], None],
+    on_outcome: Callable[[Any, Outcome], None],
 ) -> None:
     from ray.util.queue import Queue
 
@@ -113,7 +132,7 @@ def _run(
     slots = int(gpus if use_gpu else cpus // cpus_per_task)
     in_flight = max(2, 2 * slots)  # enough to keep every slot busy; the rest wait here, not in the object store
     todo = iter(jobs)  # taken as slots free up: taking one may claim its output
-    pending: dict[Any, Job] = {}
+    pending: dict[Any, Any] = {}
     more = True
     try:
         while more or pending:
@@ -123,13 +142,13 @@ def _run(
                     more = False
                     break
                 try:
-                    data = job.content.read_bytes()
-                except OSError as exc:
-                    on_outcome(
-                        job, Outcome(job.index, error=f"cannot read image {job.content} ({exc.strerror or exc})")
-                    )
+                    data = remote.payload(job)
+                except (OSError, NSTError) as exc:
+                    on_outcome(job, Outcome(job.index, error=str(exc)))
                     continue
-                ref = task.remote(job, data, key, [shared], "cuda" if use_gpu else "cpu", cpus_per_task, events)
+                ref = task.remote(
+                    remote.run, job, data, key, [shared], "cuda" if use_gpu else "cpu", cpus_per_task, events
+                )
                 pending[ref] = job
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2) if pending else ([], [])
             _drain(events, on_event)
@@ -168,22 +187,43 @@ _SESSIONS: dict[str, Worker] = {}  # this worker process's session, by Shared.ke
 
 
 def _ray_task(
-    job: Job, content: bytes, key: str, shared_ref: list[Any], device: str, threads: int, events: Any
+    run: Callable[[Worker, Any, Any, Callable[[Any], None]], Outcome],
+    job: Any,
+    payload: Any,
+    key: str,
+    shared_ref: list[Any],
+    device: str,
+    threads: int,
+    events: Any,
 ) -> Outcome:
-    """One output on a Ray worker: the content's bytes in, the encoded output back. The
-    shared inputs come in a list, so that Ray does not fetch them for every task."""
+    """One job on a Ray worker, on this process's session. The shared inputs come in a list, so
+    that Ray does not fetch them for every task."""
     set_threads(threads)
-    worker = _session(key, shared_ref[0], device, threads)
+    return run(_session(key, shared_ref[0], device, threads), job, payload, events.put_nowait)
+
+
+def _content_bytes(job: Job) -> bytes:
+    try:
+        return job.content.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read image {job.content} ({exc.strerror or exc})") from None
+
+
+def _run_image(worker: Worker, job: Job, content: bytes, report: Callable[[Any], None]) -> Outcome:
+    """One output: the content's bytes in, the encoded output back."""
     folder = Path(tempfile.mkdtemp(prefix="nst-ray-content-"))
     local = folder / job.content.name
     try:
         local.write_bytes(content)
-        outcome = run_guarded(worker, replace(job, content=local), events.put_nowait, every=0.5)
+        outcome = run_guarded(worker, replace(job, content=local), report, every=0.5)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if outcome.error:  # name the user's file, not this worker's copy
         outcome.error = outcome.error.replace(str(local), str(job.content))
     return outcome
+
+
+IMAGES = Remote(payload=_content_bytes, run=_run_image)
 
 
 def _session(key: str, ref: Any, device: str, threads: int) -> Worker:

@@ -12,17 +12,17 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from nst.batch.claims import ClaimedJobs, Claims, run_claimed
+from nst.batch.claims import Claims, busy_message, made_since, run_claimed
 from nst.batch.execution import Execution
 from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_jobs, parameter_sets, style_label
-from nst.batch.local import OnEvent, OnOutcome, run_pool, run_sequential
+from nst.batch.local import OnEvent, run_pool, run_sequential
 from nst.batch.manifest import MANIFEST, Manifest
-from nst.batch.worker import Inputs, Outcome
+from nst.batch.worker import Inputs, Outcome, Task, run_image
 from nst.clobber import refuse_inputs_as_outputs
 from nst.contract import ModelInfo, load_onnx, model_info
 from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
@@ -34,6 +34,9 @@ from nst.runtime.images import probe_image
 from nst.runtime.loss_scale import resolve_loss_scale
 from nst.runtime.ort_extractor import check_provider
 from nst.runtime.targets import load_targets
+
+if TYPE_CHECKING:
+    from nst.batch.cluster import Remote
 
 Status = Literal["ok", "skipped", "failed"]
 
@@ -136,12 +139,12 @@ def stylize_batch(
         run_claimed(
             to_run,
             claims,
-            lambda claimed: _run(
+            lambda claimed: run_jobs(
                 claimed, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome
             ),
-            made=lambda job: _made_since(outdir / job.output, started if overwrite else None),
+            made=lambda job: made_since(outdir / job.output, started if overwrite else None),
             on_made=made_elsewhere,
-            on_busy=lambda count: warnings.warn(_busy(count, outdir), NSTWarning, stacklevel=2),
+            on_busy=lambda count: warnings.warn(busy_message(count, outdir), NSTWarning, stacklevel=2),
         )
     except KeyboardInterrupt:
         raise BatchInterrupted([results[job.index] for job in jobs if job.index in results]) from None
@@ -150,35 +153,37 @@ def stylize_batch(
     return [results[job.index] for job in jobs]
 
 
-def _made_since(path: Path, since: float | None) -> bool:
-    """Whether `path` exists (and was written at `since` or later, when given): made by
-    another batch on the same folder while this one ran."""
-    try:
-        mtime = path.stat().st_mtime
-    except OSError:
-        return False
-    return since is None or mtime >= since - 1.0  # file systems' clocks are coarse
+class Jobs(Protocol):
+    """Jobs a runner takes in turn, and at most how many (what pools are sized by)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
-def _busy(count: int, outdir: Path) -> str:
-    return (
-        f"another nst process is making {count} output(s) in {outdir}; this batch waits for it and "
-        "makes any it leaves unmade"
-    )
-
-
-def _run(
-    jobs: ClaimedJobs, inputs: Inputs, execution: Execution, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+def run_jobs(
+    jobs: Jobs,
+    inputs: Inputs,
+    execution: Execution,
+    *,
+    device: str,
+    on_event: Callable[[Any], None],
+    on_outcome: Callable[[Any, Outcome], None],
+    task: Task = run_image,
+    remote: Remote | None = None,
 ) -> None:
+    """Run `jobs` where `execution` says, one session per process: in this process, in local
+    worker processes (one per GPU on CUDA unless told), or on Ray. `task` runs a job locally and
+    `remote` on Ray (a batch's images by default; a video's shots bring their own)."""
     if execution.ray is not None:
         from nst.batch.cluster import run_ray
 
-        run_ray(jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome)
+        run_ray(jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome, remote=remote)
         return
     devices = local_devices(device)
     count = min(execution.workers or len(devices), len(jobs))
     if count <= 1:
-        run_sequential(jobs, inputs, device=devices[0], on_event=on_event, on_outcome=on_outcome)
+        run_sequential(jobs, inputs, device=devices[0], on_event=on_event, on_outcome=on_outcome, task=task)
     else:
         run_pool(
             jobs,
@@ -188,6 +193,7 @@ def _run(
             devices=devices,
             on_event=on_event,
             on_outcome=on_outcome,
+            task=task,
         )
 
 

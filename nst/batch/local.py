@@ -18,34 +18,42 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from nst.batch.jobs import BatchEvent, Job
-from nst.batch.worker import Inputs, Outcome, Worker, run_pool_job, start_pool_worker
+from nst.batch.worker import Inputs, Outcome, Task, Worker, run_image, run_pool_job, start_pool_worker
 
 OnEvent = Callable[[BatchEvent], None]
 OnOutcome = Callable[[Job, Outcome], None]
 
 
 def run_sequential(
-    jobs: Iterable[Job], inputs: Inputs, *, device: str, on_event: OnEvent, on_outcome: OnOutcome
+    jobs: Iterable[Any],
+    inputs: Inputs,
+    *,
+    device: str,
+    on_event: Callable[[Any], None],
+    on_outcome: Callable[[Any, Outcome], None],
+    task: Task = run_image,
 ) -> None:
-    """Every job in this process, with one session."""
+    """Every job in this process, with one session (`task` runs each: a batch's images by default)."""
     worker = Worker(inputs, device=device)
     for job in jobs:
-        on_outcome(job, worker.run(job, on_event))
+        on_outcome(job, task(worker, job, on_event, 0.0))
 
 
 def run_pool(
-    jobs: Iterable[Job],
+    jobs: Iterable[Any],
     inputs: Inputs,
     *,
     workers: int,
     threads: int,
     devices: Sequence[str],
-    on_event: OnEvent,
-    on_outcome: OnOutcome,
+    on_event: Callable[[Any], None],
+    on_outcome: Callable[[Any, Outcome], None],
+    task: Task = run_image,
 ) -> None:
     """The jobs over `workers` spawned processes with `threads` threads each; worker i runs
-    on devices[i % len(devices)] (one GPU each on CUDA). Jobs are taken from `jobs` as slots
-    free up, two per worker in flight, not all at once (taking one may claim its output)."""
+    on devices[i % len(devices)] (one GPU each on CUDA). `task` (a module-level function, sent
+    by name) runs each job on its process's session. Jobs are taken from `jobs` as slots free
+    up, two per worker in flight, not all at once (taking one may claim its output)."""
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
     events: Any = context.Queue()
     slots: Any = context.Queue()
@@ -58,12 +66,12 @@ def run_pool(
         initargs=(inputs, threads, tuple(devices), slots, events),
     )
     todo = iter(jobs)
-    futures: dict[Future[Outcome], Job] = {}
+    futures: dict[Future[Outcome], Any] = {}
     try:
         while True:
             while len(futures) < 2 * workers and (job := next(todo, None)) is not None:
                 try:
-                    futures[pool.submit(run_pool_job, job)] = job
+                    futures[pool.submit(run_pool_job, job, task)] = job
                 except BrokenProcessPool as exc:  # a worker died earlier: the pool takes no more
                     on_outcome(job, Outcome(job.index, error=_died(exc)))
             if not futures:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from nst.runtime.loop import Step  # torch: loaded with the session, not with the batch planner
 
 Report = Callable[[BatchEvent], None]
+# A kind of job run on a process's session: task(worker, job, report, every) -> Outcome, `every` spacing
+# its step events in seconds (0: every step). A job is anything with an `index`; images are `run_image`'s.
+Task = Callable[["Worker", Any, Callable[[Any], None], float], "Outcome"]
 
 
 @dataclass(frozen=True)
@@ -154,16 +157,22 @@ def start_pool_worker(inputs: Inputs, threads: int, devices: tuple[str, ...], sl
         _POOL_ERROR = f"the worker could not start: {exc}"
 
 
-def run_pool_job(job: Job) -> Outcome:
+def run_image(worker: Worker, job: Job, report: Report, every: float = 0.0) -> Outcome:
+    """A batch's own task: one content image with one parameter set."""
+    return worker.run(job, report, every=every)
+
+
+def run_pool_job(job: Any, task: Task = run_image) -> Outcome:
     if _POOL_WORKER is None:
         return Outcome(job.index, error=_POOL_ERROR or "the worker could not start", worker=worker_name())
-    return run_guarded(_POOL_WORKER, job, _POOL_EVENTS.put)
+    return run_guarded(_POOL_WORKER, job, _POOL_EVENTS.put, task=task)
 
 
-def run_guarded(worker: Worker, job: Job, report: Report, every: float = 0.0) -> Outcome:
-    """`worker.run` in a worker process: a Ctrl-C that reaches it (the terminal signals the
-    whole process group) fails this output; stopping the batch is the parent's to decide."""
+def run_guarded(worker: Worker, job: Any, report: Callable[[Any], None], every: float = 0.0,
+                task: Task = run_image) -> Outcome:  # fmt: skip
+    """`task` in a worker process: a Ctrl-C that reaches it (the terminal signals the whole
+    process group) fails this output; stopping the batch is the parent's to decide."""
     try:
-        return worker.run(job, report, every=every)
+        return task(worker, job, report, every)
     except KeyboardInterrupt:
         return Outcome(job.index, error="interrupted", worker=worker_name())

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "precompute-style": "nst.cli.precompute_cmd:precompute_style",
     "stylize": "nst.cli.stylize_cmd:stylize_cmd",
     "stylize-batch": "nst.cli.batch_cmd:stylize_batch_cmd",
+    "stylize-video": "nst.cli.video_cmd:stylize_video_cmd",
     "check-model": "nst.cli.check_cmd:check_model_cmd",
     "serve": "nst.cli.serve_cmd:serve_cmd",
 }

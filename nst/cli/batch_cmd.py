@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from nst.batch.execution import RAY_LOCAL, Execution
+from nst.batch.execution import Execution
 from nst.batch.jobs import DEFAULT_NAME, sweep_field
 from nst.cli import INTERRUPTED
+from nst.cli.execution_options import execution_options
 from nst.cli.options import Ranged, choice, ranged
 from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config, stylize_options
 from nst.errors import ConfigError
@@ -60,36 +61,7 @@ if TYPE_CHECKING:
     metavar="IMAGE",
     help="Also write a labelled grid: a row per content, a column per parameter set.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    help="Processes on this machine, each with its share of the cores as threads.  "
-    "[default: 1 on the CPU, one per GPU on CUDA]",
-)
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value=RAY_LOCAL,
-    callback=lambda ctx, param, value: _ray_address(value),
-    metavar="[ADDRESS]",
-    help="Run on Ray (pip install 'nst[ray]'): alone, a local instance (or $RAY_ADDRESS); or the "
-    "cluster at ADDRESS (ray://HOST:10001, auto). Give it after CONTENT, or as --ray=ADDRESS.",
-)
-@click.option(
-    "--cpus-per-task",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Ray: CPUs, and as many threads, per task on nodes without a GPU.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="Ray: times a task is retried when its worker dies, before its output is reported failed.",
-)
+@execution_options("output")
 @stylize_options
 def stylize_batch_cmd(
     contents: tuple[str, ...],
@@ -98,10 +70,7 @@ def stylize_batch_cmd(
     name: str,
     sweep: tuple[str, ...],
     contact_sheet: Path | None,
-    workers: int | None,
-    ray_address: str | None,
-    cpus_per_task: int,
-    retries: int,
+    execution: Execution,
     source: ModelSource,
     report: Reporting,
     options: dict[str, Any],
@@ -132,13 +101,6 @@ def stylize_batch_cmd(
     swept = dict(_parse_sweep(text) for text in sweep)
     if len(swept) != len(sweep):
         raise click.UsageError("--sweep names an option twice; give its values once, comma-separated")
-    execution = Execution(workers=workers, ray=ray_address, cpus_per_task=cpus_per_task, retries=retries)
-    if execution.ray is not None:
-        from nst.batch.cluster import import_ray
-        from nst.batch.ray_connect import check_reachable
-
-        import_ray()  # a missing extra, or no cluster at the address, is a one-line error before any work
-        check_reachable(execution.ray)
     if contact_sheet is not None:
         output_format(contact_sheet)
         check_writable(contact_sheet, overwrite=True)
@@ -160,18 +122,6 @@ class Batch:
     sweep: dict[str, tuple[Any, ...]]
     execution: Execution
     contact_sheet: Path | None
-
-
-def _ray_address(value: str | None) -> str | None:
-    """--ray's address, checked when options are parsed (exit 2 for one that cannot be one)."""
-    from nst.batch.execution import check_ray_address
-
-    if value is None:
-        return None
-    try:
-        return check_ray_address(value)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def _parse_sweep(text: str) -> tuple[str, tuple[Any, ...]]:

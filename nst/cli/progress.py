@@ -111,3 +111,53 @@ class BatchDisplay:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class VideoDisplay:
+    """Feeds on a video run's events: one bar over the iterations of every frame to make (its ETA
+    from their rate), the frames made in its label, and with `print_every`, a loss line per frame
+    every N iterations."""
+
+    def __init__(self, *, quiet: bool, print_every: int | None = None):
+        self.quiet, self.print_every = quiet, print_every
+        self.bar: Any = None
+        self.to_make = self.made = 0
+        self.reached: dict[int, int] = {}  # shot -> iterations of its current frame on the bar
+
+    def __call__(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if event.kind == "planned":
+            self.to_make, self.reached = event.to_make, dict(event.resumed)
+            if self.to_make:
+                self.bar = tqdm(total=event.iterations, initial=event.done, unit="it", file=sys.stderr,
+                                disable=self.quiet, dynamic_ncols=True, desc=self._label(),
+                                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")  # fmt: skip
+            return
+        if self.bar is None:
+            return
+        if event.kind == "step":
+            self._advance(event.shot, event.iteration)
+            self.bar.set_postfix_str(f"frame {event.frame + 1} loss {event.loss:.4g}", refresh=False)
+            if self.print_every and event.iteration % self.print_every == 0:
+                terms = "  ".join(f"{name} {value:.6g}" for name, value in event.terms.items())
+                tqdm.write(f"frame {event.frame + 1}: iteration {event.iteration:5d}/{event.iterations}: total "
+                           f"{event.loss:.6g}  {terms}", file=sys.stderr)  # fmt: skip
+        elif event.kind == "frame":
+            self._advance(event.shot, event.iterations)
+            self.reached[event.shot] = 0
+            self.made += 1
+            self.bar.set_description_str(self._label(), refresh=True)
+
+    def _advance(self, shot: int, iteration: int) -> None:
+        delta = iteration - self.reached.get(shot, 0)
+        if delta > 0:
+            self.reached[shot] = iteration
+            self.bar.update(delta)
+
+    def _label(self) -> str:
+        return f"{self.made}/{self.to_make} frames"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

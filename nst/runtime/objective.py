@@ -15,6 +15,7 @@ touching the optimiser loop:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,7 +34,8 @@ StyleGrams = Mapping[str, torch.Tensor]
 
 
 class Term(Protocol):
-    """One weighted term of the objective."""
+    """One weighted term of the objective. An extra term may also have a `key() -> str` method, a
+    digest of what it holds, so that a resumed run can tell it is the same (`term_key`)."""
 
     @property
     def name(self) -> str:
@@ -48,6 +50,24 @@ class Term(Protocol):
     def __call__(self, image: torch.Tensor, features: Features) -> torch.Tensor:
         """The weighted loss (a scalar tensor) of `image` (1, 3, H, W), given its features."""
         ...
+
+
+def term_key(term: Term) -> str:
+    """An extra term's identity, for resumed runs: `name:key()` when the term has a `key()` method
+    (a digest of what it holds: targets, masks, weights), else its name alone, which a resumed run
+    then takes on trust."""
+    key = getattr(term, "key", None)
+    return f"{term.name}:{key()}" if callable(key) else term.name
+
+
+def tensor_key(*tensors: torch.Tensor) -> str:
+    """A digest of tensors' float32 values and shapes (for `Term.key`s and start images)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        array = tensor.detach().float().cpu().contiguous().numpy()
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -3,24 +3,30 @@ start image, the style Grams of each stage. Sizes are (height, width)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 import torch
 
 from nst.errors import ConfigError, NSTWarning, TargetsError
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
+from nst.runtime.images import as_image, image_key
 from nst.runtime.losses import normalized
-from nst.runtime.objective import StyleGrams, Term
+from nst.runtime.objective import StyleGrams, Term, tensor_key, term_key
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
     from nst.runtime.regions import RegionMasks
     from nst.runtime.targets import StyleTargets
+
+# A start image in memory: a PIL image, or a (1, 3, H, W) 0-255 float tensor.
+StartImage = Union["Image", torch.Tensor]
 
 # The reference starts from N(0, 0.256^2) noise in mean-subtracted pixel space, i.e. a nearly
 # flat image of the mean pixel (anishathalye/neural-style stylize.py, `tf.random_normal * 0.256`).
@@ -44,14 +50,36 @@ class Plan:
     """One image's run, planned: inputs, stages and the style Grams each stage compares to."""
 
     content: Image  # at the output size
-    initial: Image | None  # the start image, when not noise
+    initial: StartImage | None  # the start image, when not noise
     stages: Sequence[Stage]
     style_grams: Sequence[Sequence[StyleGrams]]  # [stage][style]
     blend: Sequence[float]  # per style, summing to 1
     content_key: str  # what the run belongs to, for resumed states
     styles_key: str
     extra_terms: Sequence[Term] = ()
+    extras_key: str = ""  # the extra terms and an in-memory start image, for resumed states
     regions: RegionMasks | None = None  # where each style, and the content, apply
+
+
+def start_image(initial: StartImage | None, config: StylizeConfig) -> StartImage | None:
+    """The start image: `initial` when given (in memory), else `config.initial`'s file, else None (noise)."""
+    if initial is None:
+        return as_image(config.initial) if config.initial is not None else None
+    if isinstance(initial, torch.Tensor):
+        if initial.ndim != 4 or initial.shape[:2] != (1, 3):
+            raise ValueError(f"a start image tensor is (1, 3, H, W), got {tuple(initial.shape)}")
+        return initial.detach().float()
+    return as_image(initial)
+
+
+def extras_key(terms: Sequence[Term], initial: StartImage | None) -> str:
+    """What a run depends on besides its config, content and styles, so that a resumed state can tell:
+    the extra terms (`objective.term_key`) and a start image given in memory (a file's path is in the
+    config). "" when there is neither, as states without the field read."""
+    parts = [term_key(term) for term in terms]
+    if initial is not None:
+        parts.append("initial:" + (tensor_key(initial) if isinstance(initial, torch.Tensor) else image_key(initial)))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest() if parts else ""
 
 
 def stage_sizes(size: tuple[int, int], scales: int, min_size: int) -> list[tuple[int, int]]:

@@ -24,7 +24,7 @@ from nst.runtime.loop import Best, GracefulInterrupt, NonFiniteLoss, ObjectiveFn
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import Objective, StyleGrams, objective_terms
 from nst.runtime.optim import Optimizer, make_optimizer
-from nst.runtime.plan import Plan, Stage, initial_image
+from nst.runtime.plan import Plan, Stage, StartImage, initial_image
 from nst.runtime.state import RunState
 from nst.version import nst_version
 
@@ -120,8 +120,7 @@ class Run:
             assert self.resume is not None
             image, previous_size = self.resume.image.to(self.device), stage.size
         elif self.image is None:
-            initial = self.plan.initial
-            start = image_tensor(initial, stage.size, self.device) if initial is not None else None
+            start = start_tensor(self.plan.initial, stage.size, self.device)
             image = initial_image(
                 content,
                 start,
@@ -201,6 +200,7 @@ class Run:
             pooling=self.model.pooling,
             content=self.plan.content_key,
             styles=self.plan.styles_key,
+            extras=self.plan.extras_key,
             stage=self.stage.index,
             iteration=self.reached,
             elapsed=self.offset + time.perf_counter() - self.start,
@@ -237,3 +237,19 @@ class Run:
 def image_tensor(image: Image, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """`image` resized to `size` (height, width) as (1, 3, H, W) 0-255 on `device`."""
     return torch.from_numpy(to_array(resized(image, size))).to(device)  # (1, 3, H, W)
+
+
+def start_tensor(initial: StartImage | None, size: tuple[int, int], device: torch.device) -> torch.Tensor | None:
+    """The plan's start image at a stage's `size` as (1, 3, H, W) 0-255 on `device` (None: noise). A
+    tensor is resized in float (area averaging down, bicubic up), never through 8 bits."""
+    if initial is None:
+        return None
+    if not isinstance(initial, torch.Tensor):
+        return image_tensor(initial, size, device)
+    tensor = initial.to(device)
+    if tuple(tensor.shape[2:]) == size:
+        return tensor
+    smaller = size[0] * size[1] < tensor.shape[2] * tensor.shape[3]
+    if smaller:
+        return F.interpolate(tensor, size=size, mode="area")
+    return F.interpolate(tensor, size=size, mode="bicubic", align_corners=False)

@@ -89,8 +89,11 @@ class RunState:
     generator: torch.Tensor  # torch.Generator.get_state()
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per iteration so far
     nst_version: str = ""
+    extras: str = ""  # the extra terms and an in-memory start image (`plan.extras_key`); "" for none
 
-    def check(self, *, config: dict[str, Any], model: str, pooling: str, content: str, styles: str) -> None:
+    def check(
+        self, *, config: dict[str, Any], model: str, pooling: str, content: str, styles: str, extras: str = ""
+    ) -> None:
         """Raise StateError unless this state belongs to a run of these inputs and settings."""
         if model != self.model or pooling != self.pooling:
             raise StateError(
@@ -106,6 +109,11 @@ class RunState:
                     "--style-region or --mask-mode); resume with the same masks"
                 )
             raise StateError("the state comes from other style images or targets; resume with the same styles")
+        if extras != self.extras:
+            raise StateError(
+                "the state comes from a run with other extra loss terms or another start image (a video frame's "
+                "temporal targets); resume it with the same ones"
+            )
         changed = sorted(k for k in set(config) | set(self.config) if config.get(k) != self.config.get(k))
         if changed:
             names = ", ".join(option_name(k) for k in changed)
@@ -144,6 +152,7 @@ def save_state(state: RunState, path: str | Path, *, overwrite: bool = True) -> 
         "pooling": state.pooling,
         "content": state.content,
         "styles": state.styles,
+        "extras": state.extras,
         "stage": state.stage,
         "iteration": state.iteration,
         "elapsed": state.elapsed,
@@ -187,6 +196,7 @@ def load_state(path: str | Path) -> RunState:
             generator=torch.from_numpy(arrays["generator"]),
             history=list(meta["history"]),
             nst_version=str(meta.get("nst_version", "")),
+            extras=str(meta.get("extras", "")),  # states from before extra terms were keyed have none
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"{path} is an incomplete nst run state ({exc!r})") from None

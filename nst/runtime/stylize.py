@@ -1,10 +1,7 @@
 """The Stylizer session and `stylize()`: optimise an image so its VGG features match a content
-photo's and its Gram matrices match the styles' (Gatys et al. 2015).
-
-A `Stylizer` loads the network once and keeps the style Grams it computed, by style image and
-size, so a second content image with the same styles pays only for its own content pass.
-`stylize()` is a one-image wrapper around it. Sizes are (height, width).
-"""
+photo's and its Gram matrices match the styles' (Gatys et al. 2015). A `Stylizer` loads the
+network once and keeps the style Grams it computed, by style image and size, so a second content
+image with the same styles pays only for its own content pass. Sizes are (height, width)."""
 
 from __future__ import annotations
 
@@ -23,7 +20,7 @@ from nst.models.layers import STYLE_LAYERS, Pooling
 from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import channels_last, precision_name, resolve_device
 from nst.runtime.grams import style_grams, style_shape
-from nst.runtime.guides import guided_style_grams, stage_guides, warn_empty
+from nst.runtime.guides import checked_regions, guided_style_grams
 from nst.runtime.images import ImageLike, Rendered, as_image, image_key, probe_image, resized, resized_shape
 from nst.runtime.loop import Step
 from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
@@ -33,8 +30,11 @@ from nst.runtime.ort_extractor import OrtExtractor
 from nst.runtime.plan import (
     Plan,
     Stage,
+    StartImage,
     check_sizes,
+    extras_key,
     plan_stages,
+    start_image,
     style_blend,
     style_scales,
     target_grams,
@@ -42,7 +42,7 @@ from nst.runtime.plan import (
     warn_targets_size,
 )
 from nst.runtime.record import provenance
-from nst.runtime.regions import MaskLike, RegionMasks, Regions, masks_key, read_mask, regions_of, resolve
+from nst.runtime.regions import MaskLike, Regions, masks_key, read_mask, regions_of
 from nst.runtime.run import Run, StylizeDiverged, StylizeInterrupted, image_tensor
 from nst.runtime.state import RunState
 from nst.runtime.style_size import warn_small_styles
@@ -96,11 +96,12 @@ class Stylizer:
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
         masks: Regions | Sequence[MaskLike] | None = None,
+        initial: StartImage | None = None,
     ) -> Image:
         """Stylize `content` with `styles` (or precomputed `targets`); return the best image
         (8-bit sRGB; `render` returns the same image in float, for 16-bit outputs)."""
         return self.render(content, styles=styles, targets=targets, callback=callback, config=config,
-                           extra_terms=extra_terms, resume=resume, masks=masks).image  # fmt: skip
+                           extra_terms=extra_terms, resume=resume, masks=masks, initial=initial).image  # fmt: skip
 
     def render(
         self,
@@ -113,6 +114,7 @@ class Stylizer:
         extra_terms: Sequence[Term] = (),
         resume: RunState | None = None,
         masks: Regions | Sequence[MaskLike] | None = None,
+        initial: StartImage | None = None,
     ) -> Rendered:
         """`stylize` without the rounding to 8 bits: the best image as float pixels (and its
         8-bit `image`).
@@ -120,20 +122,20 @@ class Stylizer:
         `config` overrides the session's for this image (its pooling must be the session's).
         `masks` gives each style its region of the content: one mask per style, or `Regions`
         (a label map, a content mask, masks over the styles; default: the config's
-        --style-mask, --labels, --content-mask and --style-region). `extra_terms` are added to
-        the objective at every stage. `resume` continues a run from its saved state (the same
-        inputs and settings). Ctrl-C raises `StylizeInterrupted` carrying the best image so far
-        and the run's state; a loss that stops being finite raises `StylizeDiverged`; a run
-        that would not fit in memory is refused before any work (`ResourceError`).
+        --style-mask, --labels, --content-mask and --style-region). `extra_terms` join the
+        objective at every stage. `initial` replaces `config.initial`'s file with a start image
+        in memory: PIL, or (1, 3, H, W) 0-255 floats (a video's warped frame, unrounded).
+        `resume` continues from a saved state (same inputs, settings, extra terms and start).
+        Ctrl-C raises `StylizeInterrupted` with the best image and the run's state; a loss that
+        stops being finite, `StylizeDiverged`; a run too big for memory, `ResourceError` first.
         """
         start = time.perf_counter()
         config = self.resolve(config)
         if config.pooling not in (None, self.model.pooling):
             raise ConfigError(f"this session pools with {self.model.pooling}; start another for {config.pooling}")
         try:
-            plan = self.plan(
-                content, styles=styles, targets=targets, config=config, extra_terms=extra_terms, masks=masks
-            )
+            plan = self.plan(content, styles=styles, targets=targets, config=config, extra_terms=extra_terms,
+                             masks=masks, initial=initial)  # fmt: skip
             if resume is not None:
                 resume.check(
                     config=applied_options(config),
@@ -141,6 +143,7 @@ class Stylizer:
                     pooling=self.model.pooling,
                     content=plan.content_key,
                     styles=plan.styles_key,
+                    extras=plan.extras_key,
                 )
             return Run(self.model, config, plan, callback=callback, resume=resume, start=start).run()
         except (RuntimeError, MemoryError) as exc:
@@ -165,6 +168,7 @@ class Stylizer:
         config: StylizeConfig | None = None,
         extra_terms: Sequence[Term] = (),
         masks: Regions | Sequence[MaskLike] | None = None,
+        initial: StartImage | None = None,
     ) -> Plan:
         """Everything about one image that comes before its first iteration: sizes checked
         against the network and the memory, images and masks read, style Grams computed."""
@@ -183,7 +187,9 @@ class Stylizer:
             names = [source.name for source in loaded.sources]
         regions = masks if isinstance(masks, Regions) or masks is None else Regions(style_masks=tuple(masks))
         regions = regions or regions_of(config, [str(s) for s in styles if isinstance(s, (str, Path))])
-        resolved = self._regions(regions, config, size, names, targets=loaded is not None)
+        resolved = checked_regions(
+            regions, self.model, config=config, size=size, names=names, targets=loaded is not None
+        )
         scales = style_scales(config, len(names), loaded)
         if loaded is not None:  # Grams at the size they were computed at, for every stage
             warn_targets_size(loaded, scales, size[1])
@@ -198,13 +204,14 @@ class Stylizer:
             styles_key += "|regions:" + masks_key(resolved, regions.style_regions)
         return Plan(
             content=content_img,
-            initial=as_image(config.initial) if config.initial is not None else None,
+            initial=start_image(initial, config),
             stages=stages,
             style_grams=stage_grams,
             blend=style_blend(config, len(names)),
             content_key=image_key(content_img),
             styles_key=styles_key,
             extra_terms=extra_terms,
+            extras_key=extras_key(extra_terms, initial),
             regions=resolved,
         )
 
@@ -221,19 +228,6 @@ class Stylizer:
         check_fits(
             estimate, device=str(self.device), optimizer=config.optimizer, low_memory=config.low_memory, size=max(size)
         )
-
-    def _regions(self, regions: Regions | None, config: StylizeConfig, size: tuple[int, int], names: Sequence[str],
-                 *, targets: bool) -> RegionMasks | None:  # fmt: skip
-        """The regions read at the content's size and checked, with a warning for each region
-        too small for some style layer (an error for one too small for all)."""
-        if regions is None or not regions.active:
-            return None
-        resolved = resolve(regions, size=size, names=names, blended=config.style_blend_weights is not None,
-                           targets=targets)  # fmt: skip
-        if resolved.styles is not None:
-            guides = stage_guides(resolved, size, self.model, style_layers=STYLE_LAYERS, content_layers=())
-            warn_empty(guides.styles or (), STYLE_LAYERS, names)
-        return resolved
 
     def provenance(
         self,

@@ -1,2 +1,3 @@
-"""Video stylization's method: clips in and out, optical flow, Ruder et al.'s consistency masks, warping
-and the temporal loss term. Needs `pip install 'nst[video]'` (OpenCV, PyAV), imported inside functions."""
+"""Video stylization (`nst stylize-video`): clips in and out, optical flow, Ruder et al.'s consistency masks,
+warping, the temporal term, the frame driver and `run.stylize_video`. Needs `pip install 'nst[video]'`
+(OpenCV, PyAV), imported inside functions."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nst.runtime.objective import Features
+from nst.runtime.objective import Features, tensor_key
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,13 @@ class TemporalTerm:
             error = (image.float() - warped).pow(2)  # (1, 3, h, w)
             loss = loss + target.weight * (mask * error).mean()
         return self.weight * loss
+
+    def key(self) -> str:
+        """A digest of the targets, their masks and every weight: a frame resumed from its saved state
+        is held to the same warped outputs, or refused (`Term.key`)."""
+        weights = ",".join(repr(t.weight) for t in self.targets)
+        tensors = [tensor for t in self.targets for tensor in (t.warped, t.mask)]
+        return f"{self.weight!r};{weights};{tensor_key(*tensors)}"
 
     def _at(self, image: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
         size = (image.shape[2], image.shape[3])
