@@ -223,13 +223,18 @@ CHECK_MODEL = [
     ("check corrupt weights", CHECK + " --weights {BADMAT}", 1, r"bad\.mat"),
 ]  # fmt: skip
 
-VIDEO = [  # stylize-video lands separately; its table runs once the command exists
-    ("video missing input", "stylize-video {D}/none.mp4 {S} -m {M} -o {O}/o.mp4", 1, r"none\.mp4"),
-    ("video text as video", "stylize-video {TEXT} {S} -m {M} -o {O}/o.mp4", 1, r"notes\.jpg"),
-    ("video missing style", "stylize-video {GIF} {D}/none.png -m {M} -o {O}/o.mp4", None, r"none\.png"),
-    ("video missing folder", "stylize-video {GIF} {S} -m {M} -o {O}/no/o.mp4", 1, r"does not exist"),
-    ("video existing output", "stylize-video {GIF} {S} -m {M} -o {EXISTING}", 1, r"exists; pass --overwrite"),
-    ("video missing model", "stylize-video {GIF} {S} -m {D}/none.onnx -o {O}/o.mp4", 1, r"model file not found"),
+VIDEO = [  # skipped in a build without stylize-video (the video extra is optional)
+    ("video missing input", "stylize-video {D}/none.mp4 -s {S} -m {M} -o {O}/o.mp4", 1, r"none\.mp4"),
+    ("video text as video", "stylize-video {TEXT} -s {S} -m {M} -o {O}/o.mp4", 1, r"notes\.jpg"),
+    ("video missing style", "stylize-video {GIF} -s {D}/none.png -m {M} -o {O}/o.mp4", None, r"none\.png"),
+    ("video missing folder", "stylize-video {GIF} -s {S} -m {M} -o {O}/no/o.mp4", 1, r"does not exist"),
+    ("video output is an image", "stylize-video {GIF} -s {S} -m {M} -o {EXISTING}", 1, r"is a file; give a folder"),
+    ("video negative temporal", "stylize-video {GIF} -s {S} -m {M} -o {O}/o.mp4 --temporal-weight -1", 2, r"temporal-weight"),
+    ("video long-term without 1", "stylize-video {GIF} -s {S} -m {M} -o {O}/o.mp4 --long-term 2,4", None, r"--long-term"),
+    ("video unknown flow", "stylize-video {GIF} -s {S} -m {M} -o {O}/o.mp4 --flow lucas", 2, r"--flow"),
+    ("video zero passes", "stylize-video {GIF} -s {S} -m {M} -o {O}/o.mp4 --passes 0", 2, r"--passes"),
+    ("video no style", "stylize-video {GIF} -m {M} -o {O}/o.mp4", None, r"style"),
+    ("video missing model", "stylize-video {GIF} -s {S} -m {D}/none.onnx -o {O}/o.mp4", 1, r"model file not found"),
 ]  # fmt: skip
 
 OK = [  # runs that must work (exit 0), with a line that says what happened
@@ -244,7 +249,7 @@ OK = [  # runs that must work (exit 0), with a line that says what happened
     ("check-model with onnxruntime", CHECK, r"checks? passed"),
     ("precompute a panorama", "precompute-style {THIN} -m {M} -o {O}/s.targets",
      r"^warning: style thin\.png is resized to 512x15 px \(style scale 1\), under 16 px on a side"),
-    ("precompute a tiny scale", "precompute-style {S} -m {M} -o {O}/s.targets --style-scales 0.01",
+    ("precompute a tiny scale", "precompute-style -s {S} -m {M} -o {O}/s.targets --style-scales 0.01",
      r"^warning: style style\.png is resized to 5x5 px \(style scale 0\.01\)"),
 ]  # fmt: skip
 
