@@ -10,16 +10,19 @@ from pathlib import Path
 import numpy as np
 
 
-def png_header_only(path: Path, width: int, height: int) -> Path:
+def png_header_only(path: Path, width: int, height: int, *, padded: bool = False) -> Path:
     """A PNG that declares `width` x `height` RGB pixels but holds one row of data: readers
-    that look only at the header see a huge image; decoding it fails (truncated)."""
+    that look only at the header see a huge image; nst refuses it as cut off. `padded` adds
+    a second IDAT of filler, as many bytes as the best compression of the whole image would
+    take, so that it passes that check (a stand-in for a real huge photo, never decoded)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     row = zlib.compress(b"\x00" * (3 * width + 1))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b""))
+    filler = chunk(b"IDAT", bytes(-(-(3 * width + 1) * height // 1032))) if padded else b""
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + filler + chunk(b"IEND", b""))
     return path
 
 

@@ -125,7 +125,7 @@ def test_the_run_says_which_scale_and_weights_and_the_png_records_them(faked_onn
         out = tmp_path / f"{scale}.png"
         result = _stylize_cli(model, files, out)
         assert result.exit_code == 0, result.output
-        assert result.output.splitlines()[0] == line
+        assert result.output.splitlines()[1] == line  # after "nst: float32 on cpu (...)"
         with Image.open(out) as image:
             params = json.loads(image.text["nst:parameters"])
         weights = DEFAULT_WEIGHTS[scale]
@@ -133,7 +133,7 @@ def test_the_run_says_which_scale_and_weights_and_the_png_records_them(faked_onn
         assert (params["content_weight"], params["style_weight"], params["tv_weight"]) == weights
         assert params["model_source_sha256"] == read_model_info(model).source_sha256
     result = _stylize_cli(vgg19_onnx, files, tmp_path / "explicit.png", "--loss-scale", "reference")
-    assert result.output.splitlines()[0].startswith("loss scale reference: content 5, style 500, TV 100; model ")
+    assert result.output.splitlines()[1].startswith("loss scale reference: content 5, style 500, TV 100; model ")
     quiet = _stylize_cli(vgg19_onnx, files, tmp_path / "quiet.png", "-q")
     assert quiet.exit_code == 0 and "loss scale" not in quiet.output  # -q: the PNG still records it
 

@@ -103,3 +103,20 @@ def run_claimed(
                 on_made(job)
             else:
                 pending.append(job)
+
+
+def made_since(path: Path, since: float | None) -> bool:
+    """Whether `path` exists (and was written at `since` or later, when given): made by
+    another batch on the same folder while this one ran."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return False
+    return since is None or mtime >= since - 1.0  # file systems' clocks are coarse
+
+
+def busy_message(count: int, outdir: Path) -> str:
+    return (
+        f"another nst process is making {count} output(s) in {outdir}; this batch waits for it and "
+        "makes any it leaves unmade"
+    )

@@ -17,18 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from nst.batch.claims import Claims, run_claimed
+from nst.batch.claims import Claims, busy_message, made_since, run_claimed
 from nst.batch.execution import Execution
 from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_jobs, parameter_sets, style_label
 from nst.batch.local import OnEvent, run_pool, run_sequential
 from nst.batch.manifest import MANIFEST, Manifest
 from nst.batch.worker import Inputs, Outcome, Task, run_image
+from nst.clobber import refuse_inputs_as_outputs
 from nst.contract import ModelInfo, load_onnx, model_info
 from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
 from nst.export.cached import resolve_model
 from nst.fileio import atomic_path, check_writable
 from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig, applied_options
+from nst.runtime.images import probe_image
 from nst.runtime.loss_scale import resolve_loss_scale
 from nst.runtime.ort_extractor import check_provider
 from nst.runtime.targets import load_targets
@@ -99,6 +101,9 @@ def stylize_batch(
     found, sets = expand_contents(contents, exclude=outdir), parameter_sets(sweep, config)
     label = style_label(style_paths, target_path)
     jobs = make_jobs(found, sets, config, name=name, style=label)  # the names checked before the model loads
+    read: dict[str, Path | None] = {f"the content image {i + 1}": path for i, path in enumerate(found)}
+    read |= {f"style {i + 1}": path for i, path in enumerate(style_paths)} | {"the --targets file": target_path}
+    refuse_inputs_as_outputs([outdir / job.output for job in jobs], read, fix="choose another --name or -o folder")
     model_path, info = _check_model(model, config, [job.config for job in jobs], style_paths, target_path)
     # Loss scale auto resolved by the model, as `nst stylize` does: the names, the manifest and
     # the workers then have the scale and weights each output is made with.
@@ -137,32 +142,15 @@ def stylize_batch(
             lambda claimed: run_jobs(
                 claimed, inputs, execution, device=config.device, on_event=report, on_outcome=on_outcome
             ),
-            made=lambda job: _made_since(outdir / job.output, started if overwrite else None),
+            made=lambda job: made_since(outdir / job.output, started if overwrite else None),
             on_made=made_elsewhere,
-            on_busy=lambda count: warnings.warn(_busy(count, outdir), NSTWarning, stacklevel=2),
+            on_busy=lambda count: warnings.warn(busy_message(count, outdir), NSTWarning, stacklevel=2),
         )
     except KeyboardInterrupt:
         raise BatchInterrupted([results[job.index] for job in jobs if job.index in results]) from None
     finally:
         claims.release_all()
     return [results[job.index] for job in jobs]
-
-
-def _made_since(path: Path, since: float | None) -> bool:
-    """Whether `path` exists (and was written at `since` or later, when given): made by
-    another batch on the same folder while this one ran."""
-    try:
-        mtime = path.stat().st_mtime
-    except OSError:
-        return False
-    return since is None or mtime >= since - 1.0  # file systems' clocks are coarse
-
-
-def _busy(count: int, outdir: Path) -> str:
-    return (
-        f"another nst process is making {count} output(s) in {outdir}; this batch waits for it and "
-        "makes any it leaves unmade"
-    )
 
 
 class Jobs(Protocol):
@@ -243,6 +231,8 @@ def _check_styles(
     for path in (*styles, *([targets] if targets else [])):
         if not path.is_file():
             raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
+    for style in styles:
+        probe_image(style)  # its header: one that is no image fails once, before any work, not per output
     return styles, targets
 
 

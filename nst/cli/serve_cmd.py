@@ -12,7 +12,7 @@ import click
 from nst.cli import INTERRUPTED
 from nst.cli.options import DEVICE
 from nst.cli.stylize_options import ModelSource, model_options
-from nst.errors import ConfigError
+from nst.errors import ConfigError, OutputError
 
 EXTRA = ("starlette", "uvicorn", "multipart")  # python-multipart's module
 
@@ -50,6 +50,8 @@ def serve_cmd(host: str, port: int, source: ModelSource, outdir: Path, device: s
     from nst.serve.security import LOOPBACK, Access, is_loopback, new_token
     from nst.serve.server import Server, bind, url
 
+    if not outdir.exists() and not outdir.parent.is_dir():  # a typo must not grow a tree of folders
+        raise OutputError(f"folder {outdir.parent} does not exist; create it first, or give another --outdir")
     gallery = Gallery(outdir)
     sock = bind(host, port)  # a taken port is one line before the model loads
     model_path = source.resolve(None)

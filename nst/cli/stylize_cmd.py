@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -79,7 +79,9 @@ def stylize_cmd(
     nst stylize photo.jpg style.jpg -o out.png --resume out.0500.state --overwrite
     """
     from nst.cli.outputs import output_paths
+    from nst.clobber import refuse_inputs_as_outputs
     from nst.runtime.config import StylizeConfig
+    from nst.runtime.early_memory import check_memory_early
     from nst.runtime.icc import output_profile
     from nst.runtime.images import check_output
     from nst.runtime.ort_extractor import check_provider
@@ -90,9 +92,13 @@ def stylize_cmd(
     state = load_state(resume) if resume is not None else None
     base = StylizeConfig.from_options(state.config) if state is not None else None
     config = stylize_config(options, base)
+    check_memory_early(content, config)  # before torch loads: a 12000 px run is refused in well under a second
     paths = output_paths(output, config, template=checkpoint_output, log=report.log, plot=report.plot)
     for path in (output, *paths.checkpoints.values()):
         check_output(path, bit_depth=config.bit_depth, embed_profile=config.output_profile == "content")
+    refuse_inputs_as_outputs(
+        paths.all(), _inputs(content, styles, source.targets, config), fix="choose another -o or --checkpoint-output"
+    )
     if state is None:
         _hint_resumable(output, paths)
     paths.check(overwrite=report.overwrite, after=state.iteration if state else 0)  # before any work
@@ -142,6 +148,15 @@ def _hint_resumable(output: Path, paths: OutputPaths) -> None:
         )
 
 
+def _inputs(
+    content: Path, styles: tuple[Path, ...], targets: Path | None, config: StylizeConfig
+) -> dict[str, Path | None]:
+    """The files a run reads, by role, that no output may replace."""
+    named: dict[str, Path | None] = {f"style {i + 1}": style for i, style in enumerate(styles)}
+    initial = Path(config.initial) if config.initial is not None else None
+    return {"the content": content, **named, "the --targets file": targets, "the --initial image": initial}
+
+
 def _hint_misplaced_numbers(styles: tuple[Path, ...]) -> None:
     # The reference takes `--style-blend-weights 0.8 0.2`; here the second number would be a STYLE.
     for style in styles:
@@ -171,6 +186,7 @@ def _run(
 ) -> None:
     from nst.cli.outputs import Encoding, save_final
     from nst.cli.progress import StepDisplay
+    from nst.runtime.hardware import emulated_bf16, precision_line
     from nst.runtime.loss_scale import describe_loss_scale
     from nst.runtime.record import final_loss
     from nst.runtime.stylize import StylizeDiverged, StylizeInterrupted, Stylizer
@@ -184,9 +200,13 @@ def _run(
     rows = list(state.history) if state is not None else []
     display = StepDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every, done=len(rows))
     overwrite = report.overwrite
+    emulated = emulated_bf16(session.device, config.precision)
+    if emulated is not None:
+        click.echo(f"warning: {emulated}", err=True)  # now: the first iteration may take minutes
     # Said at the first iteration, like the bar, so that an error in the set-up stays one line.
-    scale_line = None if report.quiet else describe_loss_scale(config, session.model.info, requested=requested)
-    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite, first_line=scale_line)
+    first = [] if report.quiet else [precision_line(session.device, config.precision),
+                                     describe_loss_scale(config, session.model.info, requested=requested)]  # fmt: skip
+    on_step = _recorder(display, rows, paths, encoding, overwrite=overwrite, first_lines=first)
     if live is not None:
         live.job.config = config  # the page shows the scale and weights that apply, as the PNG records them
         click.echo(f"live view: {live.url}", err=True)
@@ -226,17 +246,17 @@ def _recorder(
     encoding: Encoding,
     *,
     overwrite: bool,
-    first_line: str | None = None,
+    first_lines: Sequence[str] = (),
 ) -> Callable[[Step], None]:
-    """The run's callback: `first_line` at the first step, the progress display, the history
+    """The run's callback: `first_lines` at the first step, the progress display, the history
     rows, and at checkpoint iterations the checkpoint image with its state."""
     from nst.runtime.state import save_state, state_path
 
-    pending = [first_line] if first_line else []
+    pending = list(first_lines)
 
     def on_step(step: Step) -> None:
-        if pending:
-            click.echo(pending.pop(), err=True)
+        while pending:
+            click.echo(pending.pop(0), err=True)
         display(step)
         rows.append(step.row())
         if step.image is not None:
@@ -258,7 +278,7 @@ def _keep_interrupted(
     save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, encoding=encoding)
     paths.log.write(rows, overwrite=overwrite)
     note = ""
-    if stop.state is not None:
+    if stop.state is not None and stop.state.iteration < stop.state.config["iterations"]:  # else nothing is left
         save_state(stop.state, state_path(paths.output), overwrite=overwrite)
         note = f"; continue with --resume {state_path(paths.output)} --overwrite"
     click.echo(

@@ -21,6 +21,7 @@ from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import PrecomputeConfig
 from nst.runtime.images import open_image, resized, resized_shape, to_array
 from nst.runtime.ort_extractor import OrtExtractor
+from nst.runtime.style_size import warn_small_style
 from nst.runtime.targets import StyleEntry, StyleSource, StyleTargets, model_style_layers
 
 if TYPE_CHECKING:
@@ -187,6 +188,8 @@ def compute_style_targets(
         StyleEntry(style=key // n_scales, scale=scales[key % n_scales], size=shapes[key], grams=grams[key])
         for key in sorted(grams)
     )
+    for entry in entries:
+        warn_small_style(loader.sources[entry.style].name, entry.size, entry.scale)  # type: ignore[union-attr]
     return StyleTargets(
         weights_sha256=info.weights_sha256,
         architecture=info.architecture,

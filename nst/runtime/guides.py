@@ -25,14 +25,16 @@ import torch
 import torch.nn.functional as F
 
 from nst.errors import ConfigError, NSTWarning
-from nst.models.layers import Layer
+from nst.models.layers import STYLE_LAYERS, Layer
 from nst.runtime.config import MaskMode
 from nst.runtime.losses import style_loss
+from nst.runtime.regions import resolve
 
 if TYPE_CHECKING:
+    from nst.runtime.config import StylizeConfig
     from nst.runtime.mirror import VGGMirror
     from nst.runtime.objective import Features, StyleGrams
-    from nst.runtime.regions import RegionMasks
+    from nst.runtime.regions import RegionMasks, Regions
 
 # A region smaller than this many units of a layer's map is left out at that layer: its
 # Gram would be an average over less than one feature vector.
@@ -289,3 +291,17 @@ def stage_guides(
     if masks.content is not None and content_layers:
         content = propagate(mask_tensor(masks.content, size, device), model.table, content_layers, mode="soft")
     return StageGuides(styles, content)
+
+
+def checked_regions(regions: Regions | None, model: VGGMirror, *, config: StylizeConfig, size: tuple[int, int],
+                    names: Sequence[str], targets: bool) -> RegionMasks | None:  # fmt: skip
+    """`regions` read at the content's `size` and checked, with a warning for each region too
+    small for some style layer (an error for one too small for all); None without regions."""
+    if regions is None or not regions.active:
+        return None
+    resolved = resolve(regions, size=size, names=names, blended=config.style_blend_weights is not None,
+                       targets=targets)  # fmt: skip
+    if resolved.styles is not None:
+        guides = stage_guides(resolved, size, model, style_layers=STYLE_LAYERS, content_layers=())
+        warn_empty(guides.styles or (), STYLE_LAYERS, names)
+    return resolved

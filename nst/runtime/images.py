@@ -17,6 +17,7 @@ import numpy as np
 from nst.errors import ImageError, NSTWarning, OutputError
 from nst.fileio import atomic_path
 from nst.runtime.config import BitDepth
+from nst.runtime.png_data import check_png_data
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -43,7 +44,7 @@ def open_image(path: str | Path) -> Image:
 
     EXIF orientation is applied; an embedded ICC profile is converted to sRGB (untagged
     images are taken as sRGB); alpha is composited on white; grayscale, palette, CMYK and
-    16-bit images are converted (16-bit scaled to 0-255). An animated image gives its first
+    16-bit and float images are converted (scaled to 0-255 by `white_level`). An animated image gives its first
     frame, with a warning. Images over Pillow's decompression-bomb limit are refused.
     """
     from PIL import ImageOps
@@ -103,6 +104,8 @@ def opened(path: Path) -> Iterator[Image]:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"cannot read image {path}: {exc}; is it a complete image file?") from None
     with img:
+        if img.format == "PNG":
+            check_png_data(path)  # before a size is planned from its header
         yield img
 
 
@@ -125,9 +128,8 @@ def rgb_image(img):
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        arr = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        arr = np.clip(arr / white_level(img.mode, arr) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, "L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -137,6 +139,18 @@ def rgb_image(img):
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def white_level(mode: str, values: np.ndarray) -> float:
+    """The value that is white in a single-channel image of `mode` with these `values`: 65535
+    for 16 bits; for 32-bit ints 255 unless a value exceeds it (then 65535); for floats 1 when
+    no value exceeds 1 (the float convention), else 255 unless a value exceeds it, else 65535."""
+    top = float(values.max(initial=0))
+    if mode.startswith("I;16"):
+        return 65535.0
+    if mode == "F" and top <= 1.0:
+        return 1.0
+    return 255.0 if top <= 255 else 65535.0
 
 
 def resized_shape(

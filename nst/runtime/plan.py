@@ -142,8 +142,14 @@ def warn_collapsed(config: StylizeConfig, size: tuple[int, int], stages: Sequenc
     """A one-line warning when coarse to fine runs fewer stages than --scales asked for."""
     import warnings
 
+    h, w = size
+    if config.scales == 0 and max(size) <= config.min_size:  # --min-size asked for coarse to fine
+        warnings.warn(
+            f"--min-size {config.min_size} runs 1 stage: the content ({w}x{h} px) is no larger than it",
+            NSTWarning,
+            stacklevel=3,
+        )
     if config.scales > 1 and len(stages) < config.scales:
-        h, w = size
         reason = (
             f"the content ({w}x{h} px) is no larger than --min-size {config.min_size}"
             if max(size) <= config.min_size

@@ -71,6 +71,7 @@ class Run:
         self.full_size = (plan.content.height, plan.content.width)
         self.generator = torch.Generator()
         if resume is not None:
+            resume.check_size({stage.index: stage.size for stage in plan.stages})
             self.generator.set_state(resume.generator)
         elif config.seed is not None:
             self.generator.manual_seed(config.seed)

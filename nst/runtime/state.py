@@ -12,7 +12,7 @@ history, and every tensor is its own float32 (or uint8) array.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +119,18 @@ class RunState:
             names = ", ".join(option_name(k) for k in changed)
             raise StateError(f"the state comes from a run with other settings ({names}); leave them as they were")
 
+    def check_size(self, sizes: Mapping[int, tuple[int, int]]) -> None:
+        """Raise StateError unless the state's images have the size (height, width) that this
+        run's stage of the same index has in `sizes`."""
+        h, w = self.image.shape[-2:]
+        shapes = {tuple(t.shape[-2:]) for t in (self.image, self.best_image) if t is not None}
+        size = sizes.get(self.stage, max(sizes.values()))
+        if shapes != {size}:
+            raise StateError(
+                f"the state is for a {w}x{h} image, this run makes {size[1]}x{size[0]}; resume with the "
+                "content, --size and --scales of the run that wrote it, or start without --resume"
+            )
+
 
 def save_state(state: RunState, path: str | Path, *, overwrite: bool = True) -> Path:
     """Write `state` atomically."""
@@ -161,11 +173,14 @@ def load_state(path: str | Path) -> RunState:
         meta, arrays = read_container(path, magic=MAGIC, version=FORMAT_VERSION)
     except Unreadable as exc:
         raise StateError(_UNREADABLE[exc.reason].format(path=path, detail=exc.detail)) from None
+    if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+        # A NaN iterate would give NaN losses, then an all-black "best image".
+        raise StateError(f"{path} holds non-finite values (NaN or infinity); start without --resume")
     try:
         optimizer = dict(meta["optimizer"])
         for key in meta["optimizer_tensors"]:
             optimizer[key] = torch.from_numpy(arrays[f"optimizer/{key}"])
-        return RunState(
+        state = RunState(
             config=dict(meta["config"]),
             model=str(meta["model"]),
             pooling=str(meta["pooling"]),
@@ -185,6 +200,19 @@ def load_state(path: str | Path) -> RunState:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"{path} is an incomplete nst run state ({exc!r})") from None
+    _check_unfinished(state, path)
+    return state
+
+
+def _check_unfinished(state: RunState, path: Path) -> None:
+    """Refuse a state with no iteration left to run: resuming it would run nothing and only
+    write again the image that run already wrote (or, past its end, is inconsistent)."""
+    total = int(state.config.get("iterations", 0))
+    if state.iteration >= total:
+        raise StateError(
+            f"{path} holds a finished run (iteration {state.iteration} of {total}); there is nothing to "
+            "resume: its image is that run's output, or start a new run without --resume"
+        )
 
 
 # How each way a file can be unreadable is said, with {path} and {detail}.

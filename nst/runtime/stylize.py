@@ -20,7 +20,7 @@ from nst.models.layers import STYLE_LAYERS, Pooling
 from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.device import channels_last, precision_name, resolve_device
 from nst.runtime.grams import style_grams, style_shape
-from nst.runtime.guides import guided_style_grams, stage_guides, warn_empty
+from nst.runtime.guides import checked_regions, guided_style_grams
 from nst.runtime.images import ImageLike, Rendered, as_image, image_key, probe_image, resized, resized_shape
 from nst.runtime.loop import Step
 from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
@@ -42,9 +42,10 @@ from nst.runtime.plan import (
     warn_targets_size,
 )
 from nst.runtime.record import provenance
-from nst.runtime.regions import MaskLike, RegionMasks, Regions, masks_key, read_mask, regions_of, resolve
+from nst.runtime.regions import MaskLike, Regions, masks_key, read_mask, regions_of
 from nst.runtime.run import Run, StylizeDiverged, StylizeInterrupted, image_tensor
 from nst.runtime.state import RunState
+from nst.runtime.style_size import warn_small_styles
 from nst.runtime.targets import StyleTargets, load_targets
 
 if TYPE_CHECKING:
@@ -186,7 +187,9 @@ class Stylizer:
             names = [source.name for source in loaded.sources]
         regions = masks if isinstance(masks, Regions) or masks is None else Regions(style_masks=tuple(masks))
         regions = regions or regions_of(config, [str(s) for s in styles if isinstance(s, (str, Path))])
-        resolved = self._regions(regions, config, size, names, targets=loaded is not None)
+        resolved = checked_regions(
+            regions, self.model, config=config, size=size, names=names, targets=loaded is not None
+        )
         scales = style_scales(config, len(names), loaded)
         if loaded is not None:  # Grams at the size they were computed at, for every stage
             warn_targets_size(loaded, scales, size[1])
@@ -195,6 +198,7 @@ class Stylizer:
         else:
             widths = [stage.size[1] for stage in stages]
             stage_grams = self._stage_grams(style_imgs, scales, widths, regions=regions)
+            warn_small_styles(names, [(img.height, img.width) for img in style_imgs], scales, width=size[1])
             styles_key = "styles:" + ",".join(image_key(s) for s in style_imgs)
         if resolved is not None and regions is not None:
             styles_key += "|regions:" + masks_key(resolved, regions.style_regions)
@@ -224,19 +228,6 @@ class Stylizer:
         check_fits(
             estimate, device=str(self.device), optimizer=config.optimizer, low_memory=config.low_memory, size=max(size)
         )
-
-    def _regions(self, regions: Regions | None, config: StylizeConfig, size: tuple[int, int], names: Sequence[str],
-                 *, targets: bool) -> RegionMasks | None:  # fmt: skip
-        """The regions read at the content's size and checked, with a warning for each region
-        too small for some style layer (an error for one too small for all)."""
-        if regions is None or not regions.active:
-            return None
-        resolved = resolve(regions, size=size, names=names, blended=config.style_blend_weights is not None,
-                           targets=targets)  # fmt: skip
-        if resolved.styles is not None:
-            guides = stage_guides(resolved, size, self.model, style_layers=STYLE_LAYERS, content_layers=())
-            warn_empty(guides.styles or (), STYLE_LAYERS, names)
-        return resolved
 
     def provenance(
         self,
