@@ -85,10 +85,9 @@ def stylize_batch(
     history: bool = False,
     callback: OnEvent | None = None,
 ) -> list[BatchResult]:
-    """Stylize every content image (files, folders, globs) with `styles` or `targets`, once
-    per parameter set of `sweep` ({"style_weight": [50, 500]}: the Cartesian product), into
-    `outdir` under `name` (see `jobs.make_jobs` for its fields). Returns one result per
-    output, in order (contents, then parameter sets).
+    """Stylize every content image (files, folders, globs) with `styles` or `targets`, once per
+    parameter set of `sweep` ({"style_weight": [50, 500]}: the Cartesian product), into `outdir`
+    under `name` (`jobs.make_jobs`). One result per output, in order (contents, then sets).
 
     `execution` says where the jobs run (this process, local workers, Ray). `history` keeps
     every step's losses in the results. `callback` gets a `BatchEvent` per output planned,
