@@ -249,7 +249,7 @@ OK = [  # runs that must work (exit 0), with a line that says what happened
     ("check-model with onnxruntime", CHECK, r"checks? passed"),
     ("precompute a panorama", "precompute-style {THIN} -m {M} -o {O}/s.targets",
      r"^warning: style thin\.png is resized to 512x15 px \(style scale 1\), under 16 px on a side"),
-    ("precompute a tiny scale", "precompute-style -s {S} -m {M} -o {O}/s.targets --style-scales 0.01",
+    ("precompute a tiny scale", "precompute-style {S} -m {M} -o {O}/s.targets --style-scales 0.01",
      r"^warning: style style\.png is resized to 5x5 px \(style scale 0\.01\)"),
 ]  # fmt: skip
 
