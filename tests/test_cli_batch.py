@@ -202,14 +202,18 @@ def test_ctrl_c_from_a_terminal_stops_the_workers(vgg19_onnx, inputs):
     proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
-    while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+
+    def finished():  # not the temporaries (.name.*.part.png) that become outputs when renamed
+        return sorted(p.name for p in out.glob("*.png") if not p.name.startswith("."))
+
+    while not finished() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
     assert output.strip().startswith("Interrupted: ") and "Traceback" not in output, output
-    made = sorted(p.name for p in out.glob("*.png"))
-    assert 1 <= len(made) < 8
+    made = finished()
+    assert 1 <= len(made) < 8 and not list(out.glob(".*.part.png")), sorted(p.name for p in out.iterdir())
     for path in out.glob("*.png"):
         with Image.open(path) as img:
             img.load()
