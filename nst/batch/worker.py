@@ -68,7 +68,7 @@ class Worker:
     """A session for the jobs of one batch: `run` stylizes a job and encodes its output."""
 
     def __init__(self, inputs: Inputs, *, device: str | None = None, threads: int | None = None):
-        from nst.runtime.stylize import Stylizer
+        from nst.runtime.stylize import Stylizer  # torch loads only when a worker starts
 
         self.inputs = inputs
         self.session = Stylizer(inputs.model, device=device, config=inputs.config, threads=threads)
