@@ -22,6 +22,8 @@ from starlette.staticfiles import StaticFiles
 
 from nst.errors import ConfigError, ImageError, NSTError
 from nst.runtime.config import StylizeConfig
+from nst.runtime.icc import output_profile
+from nst.runtime.images import probe_image, resized_shape
 from nst.serve.events import INTERVAL, finite, job_events
 from nst.serve.gallery import display_name, new_job_id
 from nst.serve.jobs import Inputs, Job
@@ -249,7 +251,7 @@ def _options(form: FormData) -> Any:
 
 
 def _check_styles(config: StylizeConfig, count: int) -> None:
-    from nst.runtime.plan import style_blend, style_scales
+    from nst.runtime.plan import style_blend, style_scales  # plan loads torch: only when a job is checked
 
     style_blend(config, count)
     style_scales(config, count, None)
@@ -258,9 +260,7 @@ def _check_styles(config: StylizeConfig, count: int) -> None:
 def _check_content(path: Path, name: str, configs: Sequence[StylizeConfig]) -> None:
     """The checks `nst stylize` makes of its content before any work: its size at each config's,
     and the colour profile an output converted to it can take."""
-    from nst.runtime.icc import output_profile
-    from nst.runtime.images import probe_image, resized_shape
-    from nst.runtime.plan import check_sizes
+    from nst.runtime.plan import check_sizes  # plan loads torch: only when a job is checked
 
     original = probe_image(path)
     for config in configs:

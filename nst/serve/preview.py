@@ -26,6 +26,7 @@ class Preview:
     the run ends and `close` before the process exits."""
 
     def __init__(self, job: Job, *, host: str, port: int):
+        # starlette and uvicorn load only when a preview starts, not with `nst stylize`
         from nst.serve.app import create_app
         from nst.serve.server import Server, bind, url
 
