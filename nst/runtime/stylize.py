@@ -262,8 +262,9 @@ class Stylizer:
             self._grams.update(zip(missing, computed))
         return [self._grams[key] for key in keys]
 
-    def _stage_grams(self, styles: list[Image], scales: Sequence[float], widths: list[int], *,
-                     regions: Regions | None = None) -> list[list[StyleGrams]]:  # fmt: skip
+    def _stage_grams(
+        self, styles: list[Image], scales: Sequence[float], widths: list[int], *, regions: Regions | None = None
+    ) -> list[list[StyleGrams]]:
         """[stage][style] Grams, each style sized to scale * the stage's content width (as the
         reference does), all in one pass; a style with a --style-region mask gets the guided
         Grams of that part of it (through the mirror)."""

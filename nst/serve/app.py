@@ -54,8 +54,9 @@ class Board(Protocol):
     def all(self) -> list[Job]: ...
 
 
-def create_app(board: Board, *, info: dict[str, Any], settings: Settings = Settings(),
-               queue: JobQueue | None = None) -> ASGIApp:  # fmt: skip
+def create_app(
+    board: Board, *, info: dict[str, Any], settings: Settings = Settings(), queue: JobQueue | None = None
+) -> ASGIApp:
     """The app; with `queue`, jobs can be started, cancelled and swept (and the queue's workers
     run while the app does), else the page only watches."""
     api = Api(board, queue, info={**info, "readonly": queue is None}, settings=settings)
@@ -116,8 +117,15 @@ class Api:
     async def get_info(self, request: Request) -> Response:
         examples = [{"name": name, "role": role, "url": f"/static/examples/{name}"} for name, role in EXAMPLES]
         auto = self.queue.resolve(StylizeConfig()).loss_scale if self.queue is not None else None
-        return JSONResponse({**self.info, "max_upload_bytes": self.settings.max_upload, "options": option_specs(),
-                             "weights": default_weights(auto), "examples": examples})  # fmt: skip
+        return JSONResponse(
+            {
+                **self.info,
+                "max_upload_bytes": self.settings.max_upload,
+                "options": option_specs(),
+                "weights": default_weights(auto),
+                "examples": examples,
+            }
+        )
 
     async def list_jobs(self, request: Request) -> Response:
         return _json({"jobs": [job.summary() for job in self.board.all()]})
@@ -143,8 +151,9 @@ class Api:
 
     async def events(self, request: Request) -> Response:
         stream = job_events(self._job(request), interval=self.settings.event_interval)
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     async def create_job(self, request: Request) -> Response:
         assert self.queue is not None

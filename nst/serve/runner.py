@@ -182,8 +182,15 @@ class JobQueue:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         self._finish(job, image, status, error, time.perf_counter() - start, encoding)
 
-    def _finish(self, job: Job, image: Rendered | None, status: Status, error: str | None, seconds: float,
-                encoding: Encoding | None = None) -> None:  # fmt: skip
+    def _finish(
+        self,
+        job: Job,
+        image: Rendered | None,
+        status: Status,
+        error: str | None,
+        seconds: float,
+        encoding: Encoding | None = None,
+    ) -> None:
         """Save the image as `nst stylize` would (its parameters, bit depth and colour profile),
         record the job, then say it finished (in that order: whoever sees the status finds the file)."""
         if image is not None and encoding is not None:
@@ -219,8 +226,9 @@ def job_encoding(job: Job, session: Stylizer) -> Encoding:
 _sink = threading.local()
 
 
-def _show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
-          line: str | None = None) -> None:  # fmt: skip
+def _show(
+    message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+) -> None:
     sink = getattr(_sink, "warnings", None)
     if sink is not None and issubclass(category, NSTWarning):
         sink.append(str(message))

@@ -193,11 +193,18 @@ def plan_frame(
     terms: tuple[Any, ...] = ()
     weight = video.temporal_weight or 0.0
     if warped and pass_index >= video.temporal_from and weight > 0:
-        term = temporal_term(warped, long_term_weights(masks), weight=weight, loss_scale=config.loss_scale,
-                             mean_pixel=mean)  # fmt: skip
+        term = temporal_term(
+            warped, long_term_weights(masks), weight=weight, loss_scale=config.loss_scale, mean_pixel=mean
+        )
         terms = (term,)
-    later = config.replace(iterations=video.iterations(config, first=False), scales=1, size=0, width=None,
-                           initial=None, initial_noiseblend=None)  # fmt: skip
+    later = config.replace(
+        iterations=video.iterations(config, first=False),
+        scales=1,
+        size=0,
+        width=None,
+        initial=None,
+        initial_noiseblend=None,
+    )
     return FramePlan(later, initial, terms)
 
 
@@ -228,8 +235,14 @@ def _make(
             report(FrameEvent("state", shot.index, shot.clip, f, pass_index, state=copy.deepcopy(step.state)))
 
     content = Image.fromarray(frame)
-    kwargs: dict[str, Any] = {"styles": styles, "targets": targets, "config": plan.config, "callback": on_step,
-                              "extra_terms": plan.terms, "initial": plan.initial}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "styles": styles,
+        "targets": targets,
+        "config": plan.config,
+        "callback": on_step,
+        "extra_terms": plan.terms,
+        "initial": plan.initial,
+    }
     try:
         try:
             rendered = session.render(content, resume=resume, **kwargs)

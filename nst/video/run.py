@@ -114,8 +114,14 @@ def stylize_video(
     config = resolve_loss_scale(config, model_info(load_onnx(model_path), model_path))  # auto, as stylize does
     video = video.resolved(config)
     settings = _settings(config, video, model_path, identity)
-    options: dict[str, Any] = {"config": config, "video": video, "settings": settings, "overwrite": overwrite,
-               "flow_cache": flow_cache, "history": history}  # fmt: skip
+    options: dict[str, Any] = {
+        "config": config,
+        "video": video,
+        "settings": settings,
+        "overwrite": overwrite,
+        "flow_cache": flow_cache,
+        "history": history,
+    }
     prepared = [_prepare(i, str(source), Path(target), **options) for i, (source, target) in enumerate(clips)]
     pending = [shot for clip in prepared for shot in clip.shots if shot.done < len(shot.schedule())]
     shots = [replace(shot, index=i) for i, shot in enumerate(pending)]  # the jobs' numbers
@@ -125,8 +131,16 @@ def stylize_video(
     try:
         if shots:
             inputs = Inputs(model_path, config, style_paths, target_path, history)
-            run_jobs(shots, inputs, execution, device=config.device, on_event=writer.event,
-                     on_outcome=writer.outcome, task=run_shot_task, remote=SHOTS)  # fmt: skip
+            run_jobs(
+                shots,
+                inputs,
+                execution,
+                device=config.device,
+                on_event=writer.event,
+                on_outcome=writer.outcome,
+                task=run_shot_task,
+                remote=SHOTS,
+            )
     except KeyboardInterrupt:
         raise VideoInterrupted(sum(len(clip.made) for clip in prepared)) from None
     return [_finish(clip, settings, fps) for clip in prepared]
@@ -190,9 +204,21 @@ def _prepare(
     clip_key = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', clip_name(source))[:40]}-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:12]}"
     shots = []
     for start, stop in cuts.shots() if video.cuts else [(0, len(keys))]:
-        shot = Shot(index=0, clip=index, source=source, start=start, stop=stop, size=size, config=config,
-                    video=video, bit_depth=bit_depth, profile=profile, clip_key=clip_key, history=history,
-                    flow_cache=str(flow_cache) if flow_cache is not None else None)  # fmt: skip
+        shot = Shot(
+            index=0,
+            clip=index,
+            source=source,
+            start=start,
+            stop=stop,
+            size=size,
+            config=config,
+            video=video,
+            bit_depth=bit_depth,
+            profile=profile,
+            clip_key=clip_key,
+            history=history,
+            flow_cache=str(flow_cache) if flow_cache is not None else None,
+        )
         shots.append(_continued(shot, output, keys, settings["key"]))
     audio_from = info.source if info.audio else None
     return _Clip(index, source, output, keys, shots, info.fps, audio_from)
@@ -258,10 +284,19 @@ class _Writer:
     def event(self, event: FrameEvent) -> None:
         clip, shot = self.clips[event.clip], self.shots[event.shot]
         if event.kind == "frame" and event.data is not None:
-            record = {"frame": event.frame + 1, "pass": event.pass_index, "shot": [shot.start + 1, shot.stop],
-                      "input": clip.sources[event.frame], "settings": self.settings["key"],
-                      "seed": shot.config.seed, "iterations": event.iterations, "seconds": round(event.seconds, 3),
-                      "worker": event.worker, "options": self.settings["options"], **self.settings["inputs"]}  # fmt: skip
+            record = {
+                "frame": event.frame + 1,
+                "pass": event.pass_index,
+                "shot": [shot.start + 1, shot.stop],
+                "input": clip.sources[event.frame],
+                "settings": self.settings["key"],
+                "seed": shot.config.seed,
+                "iterations": event.iterations,
+                "seconds": round(event.seconds, 3),
+                "worker": event.worker,
+                "options": self.settings["options"],
+                **self.settings["inputs"],
+            }
             if event.history:
                 record["losses"] = [float(f"{v:.6g}") for v in event.history]
             clip.output.write_frame(event.frame, event.data, record)
