@@ -17,9 +17,13 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
+from nst.check_runtimes import RUNNERS
 from nst.contract import MEAN_PIXEL, ModelInfo, gram_output, load_onnx, model_info, param_name
 from nst.errors import ConfigError, ImageError, WeightsError
+from nst.export.quantize import EXAMPLES
 from nst.fileio import file_sha256
+from nst.models.convention import LAYOUTS, LayoutChoice
+from nst.models.readers import read_weights
 from nst.runtime.config import RULES, Rule, check
 
 Runtime = Literal["onnxruntime", "onnx-reference", "openvino", "all"]
@@ -131,8 +135,6 @@ def check_model(
     """Run `model` in the configured runtimes and compare each output with the mirror.
     `progress(runtime, done, total)` hears of each runtime's work as it goes: its timed runs,
     or the nodes of onnx's reference evaluator (which takes minutes on large or fp16 graphs)."""
-    from nst.check_runtimes import RUNNERS
-
     path = Path(model)
     graph = load_onnx(path)
     info = model_info(graph, path)
@@ -194,8 +196,6 @@ def _input_image(image: Path | None, shape: tuple[int, int, int, int]) -> tuple[
     """(N, 3, H, W) float32 whole pixel values (exact in fp16 too), and where they came from."""
     from PIL import Image, ImageOps
 
-    from nst.export.quantize import EXAMPLES
-
     n, _, height, width = shape
     path = image if image is not None else EXAMPLES / "chelsea.jpg"
     if image is None and not path.is_file():
@@ -240,9 +240,6 @@ def _source_tensors(info: ModelInfo, weights: Path) -> dict[str, Any]:
     """The mirror's tensors from the weights file the model was exported from (its hash must
     match), read with the input convention its export recorded."""
     import torch
-
-    from nst.models.convention import LAYOUTS, LayoutChoice
-    from nst.models.readers import read_weights
 
     if not Path(weights).is_file():
         raise WeightsError(f"weights file not found: {weights}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nst.contract import INPUT_NAME, ModelInfo
+from nst.runtime.ort_extractor import physical_cores, resolve_providers
 
 if TYPE_CHECKING:
     import onnx
@@ -47,8 +48,6 @@ def _run_onnxruntime(
     path: Path, graph: onnx.ModelProto, info: ModelInfo, image: np.ndarray, provider: str, tick: Tick
 ) -> tuple[Outputs, float]:
     import onnxruntime as ort
-
-    from nst.runtime.ort_extractor import physical_cores, resolve_providers
 
     providers = resolve_providers(provider)
     options = ort.SessionOptions()

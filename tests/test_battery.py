@@ -253,10 +253,10 @@ def test_the_closing_line_gives_the_written_images_loss(world, tmp_path):
 
 def test_a_failed_final_write_keeps_the_image(world, tmp_path, monkeypatch):
     from nst.errors import OutputError
-    from nst.runtime import images
+    from nst.runtime import record
 
     calls = []
-    original = images.save_image
+    original = record.save_image
 
     def flaky(image, path, **kwargs):
         calls.append(Path(path))
@@ -264,7 +264,7 @@ def test_a_failed_final_write_keeps_the_image(world, tmp_path, monkeypatch):
             raise OutputError(f"cannot write {path} (No space left on device); choose another output path")
         return original(image, path, **kwargs)
 
-    monkeypatch.setattr(images, "save_image", flaky)
+    monkeypatch.setattr(record, "save_image", flaky)
     result = _invoke(world, RUN + " -o {O}/o.png", tmp_path)
     assert result.exit_code == 1
     (line,) = result.output.splitlines()

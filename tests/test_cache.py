@@ -62,7 +62,7 @@ def test_first_run_downloads_and_exports_second_run_does_nothing(fixture_weights
     def forbidden(*args, **kwargs):
         raise AssertionError("the second run must not do this")
 
-    monkeypatch.setattr("nst.export.save.export_vgg_file", forbidden)
+    monkeypatch.setattr("nst.export.cached.export_vgg_file", forbidden)
     monkeypatch.setattr("nst.models.cache.file_sha256", forbidden)
     steps.clear()
     assert cached_model(None, ExportConfig(), notify=steps.append) == model

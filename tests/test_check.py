@@ -117,9 +117,7 @@ def test_openvino(make_onnx, make_mat, calibration_dir):
 
 
 def test_noise_without_examples(small_onnx, monkeypatch, tmp_path):
-    import nst.export.quantize
-
-    monkeypatch.setattr(nst.export.quantize, "EXAMPLES", tmp_path)
+    monkeypatch.setattr("nst.check.EXAMPLES", tmp_path)
     report = check_model(small_onnx, config=CheckConfig(runtime="onnxruntime", **QUICK))
     assert report.image == "seeded noise" and report.ok
     assert np.isfinite([row.max_rel for row in report.rows]).all()

@@ -15,9 +15,10 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from nst.batch.claims import Claims, busy_message, made_since, run_claimed
+from nst.batch.cluster import Remote, run_ray
 from nst.batch.execution import Execution
 from nst.batch.jobs import DEFAULT_NAME, BatchEvent, Job, expand_contents, make_jobs, parameter_sets, style_label
 from nst.batch.local import OnEvent, run_pool, run_sequential
@@ -32,11 +33,8 @@ from nst.models.layers import STYLE_LAYERS
 from nst.runtime.config import StylizeConfig, applied_options
 from nst.runtime.images import probe_image
 from nst.runtime.loss_scale import resolve_loss_scale
-from nst.runtime.ort_extractor import check_provider
+from nst.runtime.ort_extractor import check_provider, physical_cores
 from nst.runtime.targets import load_targets
-
-if TYPE_CHECKING:
-    from nst.batch.cluster import Remote
 
 Status = Literal["ok", "skipped", "failed"]
 
@@ -175,8 +173,6 @@ def run_jobs(
     worker processes (one per GPU on CUDA unless told), or on Ray. `task` runs a job locally and
     `remote` on Ray (a batch's images by default; a video's shots bring their own)."""
     if execution.ray is not None:
-        from nst.batch.cluster import run_ray
-
         run_ray(jobs, inputs, execution, device=device, on_event=on_event, on_outcome=on_outcome, remote=remote)
         return
     devices = local_devices(device)
@@ -213,8 +209,6 @@ def local_devices(device: str) -> list[str]:
 
 def threads_per_worker(workers: int) -> int:
     """Each worker's share of this machine's physical cores (at least one)."""
-    from nst.runtime.ort_extractor import physical_cores
-
     return max(1, physical_cores() // workers)
 
 
@@ -244,7 +238,7 @@ def _check_model(
 ) -> tuple[Path, ModelInfo]:
     """The model's path and metadata, and every check that would fail each output alike, made
     once now: the model opens, the targets belong to it, the styles match the blend and scales."""
-    from nst.runtime.plan import style_blend, style_scales
+    from nst.runtime.plan import style_blend, style_scales  # plan loads torch: only when a batch runs
 
     path = resolve_model(model, pooling=config.pooling)
     info = model_info(load_onnx(path), path)

@@ -24,8 +24,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 # Options a sweep cannot vary: one network and pooling per batch, one device and one
 # onnxruntime provider (a worker's session is made once), and options that name files or
 # hold a list (their values contain commas).
-NOT_SWEPT = ("pooling", "device", "provider", "initial", "checkpoint_iterations", "style_scales", "style_blend_weights",
-             "style_masks", "labels", "content_mask", "style_regions")  # fmt: skip
+NOT_SWEPT = (
+    "pooling",
+    "device",
+    "provider",
+    "initial",
+    "checkpoint_iterations",
+    "style_scales",
+    "style_blend_weights",
+    "style_masks",
+    "labels",
+    "content_mask",
+    "style_regions",
+)
 
 DEFAULT_NAME = "{content}-{style}.png"
 

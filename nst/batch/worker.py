@@ -68,7 +68,7 @@ class Worker:
     """A session for the jobs of one batch: `run` stylizes a job and encodes its output."""
 
     def __init__(self, inputs: Inputs, *, device: str | None = None, threads: int | None = None):
-        from nst.runtime.stylize import Stylizer
+        from nst.runtime.stylize import Stylizer  # torch loads only when a worker starts
 
         self.inputs = inputs
         self.session = Stylizer(inputs.model, device=device, config=inputs.config, threads=threads)
@@ -168,8 +168,9 @@ def run_pool_job(job: Any, task: Task = run_image) -> Outcome:
     return run_guarded(_POOL_WORKER, job, _POOL_EVENTS.put, task=task)
 
 
-def run_guarded(worker: Worker, job: Any, report: Callable[[Any], None], every: float = 0.0,
-                task: Task = run_image) -> Outcome:  # fmt: skip
+def run_guarded(
+    worker: Worker, job: Any, report: Callable[[Any], None], every: float = 0.0, task: Task = run_image
+) -> Outcome:
     """`task` in a worker process: a Ctrl-C that reaches it (the terminal signals the whole
     process group) fails this output; stopping the batch is the parent's to decide."""
     try:

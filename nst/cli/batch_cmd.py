@@ -18,10 +18,10 @@ from nst.cli.execution_options import execution_options
 from nst.cli.options import Ranged, choice, ranged
 from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config, stylize_options
 from nst.errors import ConfigError
+from nst.runtime.config import StylizeConfig, choices
 
 if TYPE_CHECKING:
     from nst.batch import BatchResult
-    from nst.runtime.config import StylizeConfig
 
 
 @click.command("stylize-batch")
@@ -128,8 +128,6 @@ def _parse_sweep(text: str) -> tuple[str, tuple[Any, ...]]:
     """'style-weight=50,500' -> ('style_weight', (50.0, 500.0)), each value checked as the
     option itself checks it."""
     import typing
-
-    from nst.runtime.config import StylizeConfig, choices
 
     option, sep, values = text.partition("=")
     if not sep or not values.strip():

@@ -130,9 +130,16 @@ class VideoDisplay:
         if event.kind == "planned":
             self.to_make, self.reached = event.to_make, dict(event.resumed)
             if self.to_make:
-                self.bar = tqdm(total=event.iterations, initial=event.done, unit="it", file=sys.stderr,
-                                disable=self.quiet, dynamic_ncols=True, desc=self._label(),
-                                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")  # fmt: skip
+                self.bar = tqdm(
+                    total=event.iterations,
+                    initial=event.done,
+                    unit="it",
+                    file=sys.stderr,
+                    disable=self.quiet,
+                    dynamic_ncols=True,
+                    desc=self._label(),
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+                )
             return
         if self.bar is None:
             return
@@ -141,8 +148,11 @@ class VideoDisplay:
             self.bar.set_postfix_str(f"frame {event.frame + 1} loss {event.loss:.4g}", refresh=False)
             if self.print_every and event.iteration % self.print_every == 0:
                 terms = "  ".join(f"{name} {value:.6g}" for name, value in event.terms.items())
-                tqdm.write(f"frame {event.frame + 1}: iteration {event.iteration:5d}/{event.iterations}: total "
-                           f"{event.loss:.6g}  {terms}", file=sys.stderr)  # fmt: skip
+                tqdm.write(
+                    f"frame {event.frame + 1}: iteration {event.iteration:5d}/{event.iterations}: total "
+                    f"{event.loss:.6g}  {terms}",
+                    file=sys.stderr,
+                )
         elif event.kind == "frame":
             self._advance(event.shot, event.iterations)
             self.reached[event.shot] = 0

@@ -30,8 +30,9 @@ EXTRA = ("starlette", "uvicorn", "multipart")  # python-multipart's module
 @click.option("--max-upload-mb", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Largest request (all its images together); larger ones get 413.")  # fmt: skip
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the browser.")
-def serve_cmd(host: str, port: int, source: ModelSource, outdir: Path, device: str, max_upload_mb: int,
-              open_browser: bool) -> None:  # fmt: skip
+def serve_cmd(
+    host: str, port: int, source: ModelSource, outdir: Path, device: str, max_upload_mb: int, open_browser: bool
+) -> None:
     """Serve the web app: upload a photo and styles, watch the image form, stop it, compare and
     download the results. Ctrl-C stops it; finished results stay in --outdir.
 
@@ -63,8 +64,7 @@ def serve_cmd(host: str, port: int, source: ModelSource, outdir: Path, device: s
     access = Access(token=token, hosts=(*LOOPBACK, host))  # 127.0.0.2 is loopback too
     address = url(host, sock.getsockname()[1], token)
     info = {"mode": "serve", "model": model_path.name, "devices": [str(s.device) for s in sessions]}
-    app = create_app(queue, queue=queue, info=info,
-                     settings=Settings(access=access, max_upload=max_upload_mb * 2**20))  # fmt: skip
+    app = create_app(queue, queue=queue, info=info, settings=Settings(access=access, max_upload=max_upload_mb * 2**20))
 
     def ready() -> None:
         click.echo(f"nst serve: {address}  ({model_path.name} on {', '.join(info['devices'])}; Ctrl-C stops)")

@@ -14,11 +14,11 @@ import click
 from nst.cli import INTERRUPTED
 from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config, stylize_options
 from nst.errors import ConfigError
+from nst.runtime.config import StylizeConfig
 
 if TYPE_CHECKING:
     from nst.cli.outputs import Encoding, OutputPaths
     from nst.cli.progress import StepDisplay
-    from nst.runtime.config import StylizeConfig
     from nst.runtime.loop import Step
     from nst.runtime.run import StylizeInterrupted
     from nst.runtime.state import RunState
@@ -80,7 +80,6 @@ def stylize_cmd(
     """
     from nst.cli.outputs import output_paths
     from nst.clobber import refuse_inputs_as_outputs
-    from nst.runtime.config import StylizeConfig
     from nst.runtime.early_memory import check_memory_early
     from nst.runtime.icc import output_profile
     from nst.runtime.images import check_output

@@ -158,8 +158,14 @@ def stylize_video_cmd(
     if options["seed"] is None:  # a run that continues keeps the seed it started with
         options["seed"] = next((s for _, target in clips if (s := previous_seed(Path(target))) is not None), None)
     config = stylize_config(options)
-    video = VideoSettings(temporal_weight=temporal_weight, later_iterations=later_iterations, long_term=long_term,
-                          passes=passes, flow=flow, cuts=cuts)  # type: ignore[arg-type]  # fmt: skip
+    video = VideoSettings(
+        temporal_weight=temporal_weight,
+        later_iterations=later_iterations,
+        long_term=long_term,
+        passes=passes,
+        flow=flow,  # type: ignore[arg-type]
+        cuts=cuts,
+    )
     if execution.ray is None:
         check_provider(config.provider)
     from nst.cli.stylize_cmd import choose_backends
@@ -212,9 +218,20 @@ def _run(
     start = time.perf_counter()
     display = VideoDisplay(quiet=report.quiet, print_every=report.print_every)
     try:
-        results = stylize_video(clips, styles=styles, targets=targets, config=config, video=video, model=model,
-                                overwrite=report.overwrite, execution=execution, fps=fps, flow_cache=flow_cache,
-                                history=report.log, callback=display)  # fmt: skip
+        results = stylize_video(
+            clips,
+            styles=styles,
+            targets=targets,
+            config=config,
+            video=video,
+            model=model,
+            overwrite=report.overwrite,
+            execution=execution,
+            fps=fps,
+            flow_cache=flow_cache,
+            history=report.log,
+            callback=display,
+        )
     except VideoInterrupted as stop:
         display.close()
         click.echo(

@@ -14,6 +14,7 @@ from pathlib import Path
 from nst.contract import FORMAT_VERSION
 from nst.errors import ConfigError
 from nst.export.onnx_graph import ExportConfig
+from nst.export.save import export_vgg_file
 from nst.fileio import atomic_path
 from nst.locks import waiting_lock
 from nst.models.cache import (
@@ -76,8 +77,6 @@ def cached_model(
 
 
 def _export(source: Path, digest: str, model: Path, config: ExportConfig, notify: NotifyFn | None) -> None:
-    from nst.export.save import export_vgg_file
-
     if notify:
         notify(f"exporting {source} to {model} (once; later runs reuse it)")
     model.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,9 @@ from nst.models.weights import VGGWeights
 class GraphBuilder:
     """The nodes and initializers of one extractor graph, added section by section."""
 
-    def __init__(self, *, precision: str, io: str, pooling: str, static: tuple[int, int, int] | None,
-                 shapes: dict[str, tuple]):  # fmt: skip
+    def __init__(
+        self, *, precision: str, io: str, pooling: str, static: tuple[int, int, int] | None, shapes: dict[str, tuple]
+    ):
         from onnx import TensorProto
 
         self.precision, self.pooling, self.static, self.shapes = precision, pooling, static, shapes

@@ -141,8 +141,13 @@ def build_onnx(weights: VGGWeights, config: ExportConfig = ExportConfig()):
     layers, grams = graph_layers(weights.architecture, config)
     table = truncated_table(weights.architecture, layers)
     features = layers if config.outputs != "grams" else ()
-    graph = GraphBuilder(precision=config.precision, io=config.io, pooling=config.pooling, static=config.static,
-                         shapes=layer_shapes(table, config.static))  # fmt: skip
+    graph = GraphBuilder(
+        precision=config.precision,
+        io=config.io,
+        pooling=config.pooling,
+        static=config.static,
+        shapes=layer_shapes(table, config.static),
+    )
     graph.preprocess(weights.mean_pixel)
     graph.network(table, weights)
     graph.feature_outputs(features)

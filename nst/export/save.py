@@ -6,6 +6,7 @@ from pathlib import Path
 
 from nst.contract import ModelInfo, model_info
 from nst.export.onnx_graph import ExportConfig, build_onnx, check_graph
+from nst.export.quantize import calibration_paths, quantize_int8
 from nst.fileio import atomic_path, check_writable
 from nst.models.readers import read_weights
 
@@ -25,8 +26,6 @@ def export_vgg_file(
 
     check_writable(output, overwrite=overwrite)  # before the slow part
     if config.quantize == "int8":
-        from nst.export.quantize import calibration_paths, quantize_int8
-
         calibration_paths(config.calibrate)  # a missing calibration folder fails before the weights are read
     vgg = read_weights(
         weights, layout=config.weights_layout, swap_kernel_axes=config.swap_kernel_axes, sha256=source_sha256

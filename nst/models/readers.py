@@ -23,6 +23,9 @@ from nst.models import registry
 from nst.models.convention import CONVENTIONS, InputConvention, LayoutChoice, fold_convention
 from nst.models.matconvnet import read_matconvnet
 from nst.models.onnx_classifier import Preprocessing, read_onnx_classifier
+from nst.models.pytorch import load_pth
+from nst.models.safetensors import load_safetensors
+from nst.models.state_dict import read_state_dict
 from nst.models.weights import VGGWeights
 
 SUFFIXES: dict[str, str] = {".mat": "mat", ".pth": "pth", ".pt": "pth", ".safetensors": "safetensors", ".onnx": "onnx"}
@@ -68,16 +71,7 @@ def read_weights(
         architecture, convs = graph.architecture, graph.convs
         convention, source = onnx_convention(graph.preprocessing, layout, path)
     else:
-        from nst.models.state_dict import read_state_dict
-
-        if fmt == "pth":
-            from nst.models.pytorch import load_pth
-
-            found = read_state_dict(load_pth(path), path)
-        else:
-            from nst.models.safetensors import load_safetensors
-
-            found = read_state_dict(load_safetensors(path), path)
+        found = read_state_dict(load_pth(path) if fmt == "pth" else load_safetensors(path), path)
         architecture, convs = found.architecture, found.convs
         convention, source = state_dict_convention(digest, found.layout_hint, layout, path)
     known = registry.find_sha256(digest)

@@ -293,14 +293,20 @@ def stage_guides(
     return StageGuides(styles, content)
 
 
-def checked_regions(regions: Regions | None, model: VGGMirror, *, config: StylizeConfig, size: tuple[int, int],
-                    names: Sequence[str], targets: bool) -> RegionMasks | None:  # fmt: skip
+def checked_regions(
+    regions: Regions | None,
+    model: VGGMirror,
+    *,
+    config: StylizeConfig,
+    size: tuple[int, int],
+    names: Sequence[str],
+    targets: bool,
+) -> RegionMasks | None:
     """`regions` read at the content's `size` and checked, with a warning for each region too
     small for some style layer (an error for one too small for all); None without regions."""
     if regions is None or not regions.active:
         return None
-    resolved = resolve(regions, size=size, names=names, blended=config.style_blend_weights is not None,
-                       targets=targets)  # fmt: skip
+    resolved = resolve(regions, size=size, names=names, blended=config.style_blend_weights is not None, targets=targets)
     if resolved.styles is not None:
         guides = stage_guides(resolved, size, model, style_layers=STYLE_LAYERS, content_layers=())
         warn_empty(guides.styles or (), STYLE_LAYERS, names)

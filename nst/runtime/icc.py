@@ -42,7 +42,7 @@ def to_srgb(img: Image, profile: bytes | None, name: str = "the image") -> Image
     """`img` (as opened, any mode) as 8-bit RGB in sRGB: converted from `profile`, its embedded
     ICC profile; untagged or already sRGB, as it is. A profile lcms cannot read, or of another
     colour space than the image, is ignored with a warning."""
-    from nst.runtime.images import rgb_image
+    from nst.runtime.images import rgb_image  # images imports this module at its top
 
     source = _cms_profile(profile, name) if profile else None
     if source is None or is_srgb(profile):
@@ -78,7 +78,7 @@ def _cms_profile(profile: bytes, name: str) -> Any:
 def _convert(img: Image, source: Any, name: str) -> Image:
     from PIL import ImageCms
 
-    from nst.runtime.images import rgb_image
+    from nst.runtime.images import rgb_image  # images imports this module at its top
 
     srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
     try:
@@ -241,7 +241,7 @@ def from_srgb_8bit(img: Image, profile: bytes) -> Image:
 
 def embedded_profile(path: str | Path) -> bytes | None:
     """The ICC profile an image file embeds (None: untagged), read from its header."""
-    from nst.runtime.images import opened
+    from nst.runtime.images import opened  # images imports this module at its top
 
     with opened(Path(path)) as img:
         return img.info.get("icc_profile") or None

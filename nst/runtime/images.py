@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from nst.errors import ImageError, NSTWarning, OutputError
+from nst.errors import ConfigError, ImageError, NSTWarning, OutputError
 from nst.fileio import atomic_path
+from nst.runtime import encode16, icc
 from nst.runtime.config import BitDepth
 from nst.runtime.png_data import check_png_data
 
@@ -49,8 +50,6 @@ def open_image(path: str | Path) -> Image:
     """
     from PIL import ImageOps
 
-    from nst.runtime.icc import to_srgb
-
     path = Path(path)
     with opened(path) as img:
         frames = getattr(img, "n_frames", 1)
@@ -64,7 +63,7 @@ def open_image(path: str | Path) -> Image:
             raise ImageError(f"not enough memory to decode {path}; downscale it first") from None
     if frames > 1:
         warnings.warn(f"{path} is animated ({frames} frames); nst uses its first frame", NSTWarning, stacklevel=2)
-    return to_srgb(img, profile, str(path))
+    return icc.to_srgb(img, profile, str(path))
 
 
 def probe_image(path: str | Path) -> tuple[int, int]:
@@ -113,9 +112,7 @@ def as_image(image: ImageLike) -> Image:
     """An image given as a path or as a PIL image, as 8-bit sRGB (an embedded profile converted)."""
     if isinstance(image, (str, Path)):
         return open_image(image)
-    from nst.runtime.icc import to_srgb
-
-    return to_srgb(image, image.info.get("icc_profile"), "the image")
+    return icc.to_srgb(image, image.info.get("icc_profile"), "the image")
 
 
 def image_key(image: Image) -> str:
@@ -239,8 +236,6 @@ def check_output(path: str | Path, *, bit_depth: BitDepth = 8, embed_profile: bo
     """The PIL format of output `path`, after checking that it can hold `bit_depth` bits and,
     with `embed_profile`, embed another profile than sRGB (a ConfigError says what to change;
     call it before any work)."""
-    from nst.errors import ConfigError
-
     fmt, _ = output_format(path)
     if bit_depth == 16 and fmt not in DEEP_FORMATS:
         raise ConfigError(f"--bit-depth 16 needs a .png or .tif output; {Path(path).name} is {fmt}, which holds 8 bits")
@@ -284,8 +279,6 @@ def encode_image(
     access to the output folder sends these to the process that writes)."""
     import io
 
-    from nst.runtime import encode16, icc
-
     fmt = check_output(name, bit_depth=bit_depth, embed_profile=profile is not None)
     if bit_depth == 16 or (profile is not None and icc.matrix_profile(profile) is not None):
         pixels = img.pixels if isinstance(img, Rendered) else np.asarray(img.convert("RGB"), np.float32)
@@ -309,8 +302,6 @@ def encode_image(
 def _save_options(fmt: str, name: str | Path, text: Mapping[str, str] | None, profile: bytes | None) -> dict:
     from PIL.PngImagePlugin import PngInfo
 
-    from nst.runtime.icc import srgb_profile
-
     options = dict(output_format(name)[1])
     if fmt == "PNG":
         info = PngInfo()
@@ -321,5 +312,5 @@ def _save_options(fmt: str, name: str | Path, text: Mapping[str, str] | None, pr
         options["pnginfo"] = info
         options["icc_profile"] = profile  # None: no iCCP beside the sRGB chunk
     elif fmt != "BMP":
-        options["icc_profile"] = profile or srgb_profile()
+        options["icc_profile"] = profile or icc.srgb_profile()
     return options

@@ -10,6 +10,8 @@ when that file is one of the registry's MatConvNet VGG-19 files and to `balanced
 from __future__ import annotations
 
 from nst.contract import ModelInfo
+from nst.models import registry
+from nst.models.cache import known_sha256, weights_dir
 from nst.runtime.config import StylizeConfig
 
 # The registry's files that the reference's weights were tuned on (MatConvNet's VGG-19, both versions).
@@ -20,8 +22,6 @@ def reference_sources() -> dict[str, str]:
     """SHA-256 -> registry name of the files `reference` is meant for: the SHA-256 the registry
     publishes, else the one this cache recorded when it verified its download (or a copy placed
     in the cache) against the registry's checksum."""
-    from nst.models import registry
-
     known: dict[str, str] = {}
     for name in REFERENCE_WEIGHTS:
         entry = registry.WEIGHTS.get(name)
@@ -37,8 +37,6 @@ def reference_sources() -> dict[str, str]:
 
 def _verified_sha256(cache_name: str) -> str | None:
     """The recorded SHA-256 of the registry file in the cache, if there is one (never hashes)."""
-    from nst.models.cache import known_sha256, weights_dir
-
     try:
         return known_sha256(weights_dir() / cache_name)
     except OSError:  # an unusable cache folder: nothing was verified there

@@ -25,6 +25,7 @@ import torch
 from nst.models.layers import CONTENT_LAYERS, STYLE_LAYERS
 from nst.runtime.config import StylizeConfig
 from nst.runtime.guides import RegionStyleTerm, StageGuides
+from nst.runtime.loss_scale import resolve_loss_scale
 from nst.runtime.losses import content_loss, gram, style_layer_weights, style_loss, tv_loss
 from nst.runtime.mirror import VGGMirror
 
@@ -227,8 +228,6 @@ def objective_terms(
     weights, VGG-16 against VGG-19) nor the image size moves the balance between them.
     """
     if config.loss_scale == "auto":  # by the model's weights; a model without metadata cannot say
-        from nst.runtime.loss_scale import resolve_loss_scale
-
         if getattr(model, "info", None) is None:
             raise ValueError("loss_scale 'auto' needs a model with nst metadata; pass reference or balanced")
         config = resolve_loss_scale(config, model.info)

@@ -10,15 +10,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nst.errors import ConfigError
 from nst.fileio import atomic_path
 from nst.runtime.config import BitDepth, StylizeConfig, applied_options
+from nst.runtime.images import OutputImage, save_image
 from nst.version import nst_version
-
-if TYPE_CHECKING:
-    from nst.runtime.images import OutputImage
 
 LOG_SUFFIX = ".losses.csv"
 PLOT_SUFFIX = ".losses.png"
@@ -64,8 +62,6 @@ class Encoding:
     profile: bytes | None = None
 
     def save(self, image: OutputImage, path: Path, *, overwrite: bool) -> None:
-        from nst.runtime.images import save_image
-
         save_image(image, path, overwrite=overwrite, text=self.text, bit_depth=self.bit_depth, profile=self.profile)
 
 

@@ -30,7 +30,7 @@ def warn_small_styles(
     names: Sequence[str], sizes: Sequence[tuple[int, int]], scales: Sequence[float], *, width: int
 ) -> None:
     """`warn_small_style` for each style of a run, sized as stylize sizes it for a content `width` px wide."""
-    from nst.runtime.grams import style_shape
+    from nst.runtime.grams import style_shape  # grams imports this module at its top
 
     for name, size, scale in zip(names, sizes, scales):
         warn_small_style(name, style_shape(size, scale, width=width), scale)

@@ -23,6 +23,7 @@ from nst.runtime.grams import style_grams, style_shape
 from nst.runtime.guides import checked_regions, guided_style_grams
 from nst.runtime.images import ImageLike, Rendered, as_image, image_key, probe_image, resized, resized_shape
 from nst.runtime.loop import Step
+from nst.runtime.loss_scale import resolve_loss_scale
 from nst.runtime.memory import check_fits, estimate_peak, out_of_memory
 from nst.runtime.mirror import VGGMirror
 from nst.runtime.objective import StyleGrams, Term
@@ -155,8 +156,6 @@ class Stylizer:
     def resolve(self, config: StylizeConfig | None = None) -> StylizeConfig:
         """`config` (None: the session's) with loss scale auto resolved for this model's weights
         (`nst stylize`, batch, serve and regions alike): what a run uses and its PNG and state record."""
-        from nst.runtime.loss_scale import resolve_loss_scale
-
         return resolve_loss_scale(config or self.config, self.model.info)
 
     def plan(
@@ -263,8 +262,9 @@ class Stylizer:
             self._grams.update(zip(missing, computed))
         return [self._grams[key] for key in keys]
 
-    def _stage_grams(self, styles: list[Image], scales: Sequence[float], widths: list[int], *,
-                     regions: Regions | None = None) -> list[list[StyleGrams]]:  # fmt: skip
+    def _stage_grams(
+        self, styles: list[Image], scales: Sequence[float], widths: list[int], *, regions: Regions | None = None
+    ) -> list[list[StyleGrams]]:
         """[stage][style] Grams, each style sized to scale * the stage's content width (as the
         reference does), all in one pass; a style with a --style-region mask gets the guided
         Grams of that part of it (through the mirror)."""

@@ -22,6 +22,8 @@ from starlette.staticfiles import StaticFiles
 
 from nst.errors import ConfigError, ImageError, NSTError
 from nst.runtime.config import StylizeConfig
+from nst.runtime.icc import output_profile
+from nst.runtime.images import probe_image, resized_shape
 from nst.serve.events import INTERVAL, finite, job_events
 from nst.serve.gallery import display_name, new_job_id
 from nst.serve.jobs import Inputs, Job
@@ -52,8 +54,9 @@ class Board(Protocol):
     def all(self) -> list[Job]: ...
 
 
-def create_app(board: Board, *, info: dict[str, Any], settings: Settings = Settings(),
-               queue: JobQueue | None = None) -> ASGIApp:  # fmt: skip
+def create_app(
+    board: Board, *, info: dict[str, Any], settings: Settings = Settings(), queue: JobQueue | None = None
+) -> ASGIApp:
     """The app; with `queue`, jobs can be started, cancelled and swept (and the queue's workers
     run while the app does), else the page only watches."""
     api = Api(board, queue, info={**info, "readonly": queue is None}, settings=settings)
@@ -114,8 +117,15 @@ class Api:
     async def get_info(self, request: Request) -> Response:
         examples = [{"name": name, "role": role, "url": f"/static/examples/{name}"} for name, role in EXAMPLES]
         auto = self.queue.resolve(StylizeConfig()).loss_scale if self.queue is not None else None
-        return JSONResponse({**self.info, "max_upload_bytes": self.settings.max_upload, "options": option_specs(),
-                             "weights": default_weights(auto), "examples": examples})  # fmt: skip
+        return JSONResponse(
+            {
+                **self.info,
+                "max_upload_bytes": self.settings.max_upload,
+                "options": option_specs(),
+                "weights": default_weights(auto),
+                "examples": examples,
+            }
+        )
 
     async def list_jobs(self, request: Request) -> Response:
         return _json({"jobs": [job.summary() for job in self.board.all()]})
@@ -141,8 +151,9 @@ class Api:
 
     async def events(self, request: Request) -> Response:
         stream = job_events(self._job(request), interval=self.settings.event_interval)
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     async def create_job(self, request: Request) -> Response:
         assert self.queue is not None
@@ -249,7 +260,7 @@ def _options(form: FormData) -> Any:
 
 
 def _check_styles(config: StylizeConfig, count: int) -> None:
-    from nst.runtime.plan import style_blend, style_scales
+    from nst.runtime.plan import style_blend, style_scales  # plan loads torch: only when a job is checked
 
     style_blend(config, count)
     style_scales(config, count, None)
@@ -258,9 +269,7 @@ def _check_styles(config: StylizeConfig, count: int) -> None:
 def _check_content(path: Path, name: str, configs: Sequence[StylizeConfig]) -> None:
     """The checks `nst stylize` makes of its content before any work: its size at each config's,
     and the colour profile an output converted to it can take."""
-    from nst.runtime.icc import output_profile
-    from nst.runtime.images import probe_image, resized_shape
-    from nst.runtime.plan import check_sizes
+    from nst.runtime.plan import check_sizes  # plan loads torch: only when a job is checked
 
     original = probe_image(path)
     for config in configs:

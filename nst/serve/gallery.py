@@ -12,15 +12,13 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nst.batch.manifest import MANIFEST, Manifest
 from nst.errors import ImageError, OutputError
 from nst.fileio import atomic_path, check_writable
+from nst.runtime.images import OutputImage, open_image
 from nst.runtime.record import Encoding
-
-if TYPE_CHECKING:
-    from nst.runtime.images import OutputImage
 
 JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 INPUTS = "inputs"
@@ -59,8 +57,6 @@ class Gallery:
     def store_upload(self, data: bytes, *, name: str) -> Path:
         """Check that `data` is an image the CLI would read (header, pixel limit, a full
         decode) and keep it under the hash of its bytes. ImageError names it by `name`."""
-        from nst.runtime.images import open_image
-
         digest = hashlib.sha256(data).hexdigest()[:32]
         path = self.outdir / INPUTS / (digest + _sniff(data))
         if path.exists():  # the same bytes came before, and were checked then

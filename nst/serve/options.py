@@ -18,8 +18,18 @@ from nst.runtime.config import DEFAULT_WEIGHTS, RULES, StylizeConfig, choices
 
 # Options the server decides, not the page: where it runs, what it reads from disk (a client's
 # text never becomes a path: no initial image, no masks, nor their mode without them), what it writes.
-SERVER_ONLY = ("device", "provider", "initial", "checkpoint_iterations", "compile",
-               "style_masks", "labels", "content_mask", "style_regions", "mask_mode")  # fmt: skip
+SERVER_ONLY = (
+    "device",
+    "provider",
+    "initial",
+    "checkpoint_iterations",
+    "compile",
+    "style_masks",
+    "labels",
+    "content_mask",
+    "style_regions",
+    "mask_mode",
+)
 # The options the page shows first; the rest are under "More options".
 MAIN = ("size", "iterations", "style_scales", "optimizer", "precision", "preserve_colors", "loss_scale", "seed")
 MAX_SWEEP = 12  # values in one sweep: each is a whole run

@@ -26,6 +26,7 @@ class Preview:
     the run ends and `close` before the process exits."""
 
     def __init__(self, job: Job, *, host: str, port: int):
+        # starlette and uvicorn load only when a preview starts, not with `nst stylize`
         from nst.serve.app import create_app
         from nst.serve.server import Server, bind, url
 
@@ -34,8 +35,9 @@ class Preview:
         self.url = url(host, sock.getsockname()[1])
         app = create_app(_OneRun(job), info={"mode": "preview", "model": None, "devices": []})
         self._server = Server(app)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="nst-preview",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="nst-preview", daemon=True
+        )
         self._thread.start()
 
     def callback(self, step: Step) -> None:
@@ -74,8 +76,9 @@ class _OneRun:
         return [self.job]
 
 
-def start_preview(port: int, *, config: StylizeConfig, content: Any, styles: Sequence[Any],
-                  host: str = "127.0.0.1") -> Preview:  # fmt: skip
+def start_preview(
+    port: int, *, config: StylizeConfig, content: Any, styles: Sequence[Any], host: str = "127.0.0.1"
+) -> Preview:
     """Serve the live view of a run with `config` on `content` and `styles` (paths, shown by
     name) at http://host:port/ (port 0: a free one). ConfigError when the port is taken."""
     names = tuple(Path(str(s)).name for s in styles)

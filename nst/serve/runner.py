@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from nst.errors import NSTError, NSTWarning, OutputError
 from nst.runtime.config import StylizeConfig
+from nst.runtime.icc import output_profile
+from nst.runtime.record import Encoding
 from nst.serve.jobs import Job, Status
 from nst.serve.sweep import Sweep
 
 if TYPE_CHECKING:
     from nst.runtime.images import Rendered
-    from nst.runtime.record import Encoding
     from nst.runtime.stylize import Stylizer
     from nst.serve.gallery import Gallery
 
@@ -36,7 +37,7 @@ class Sessions:
         self._by_pooling: dict[str, Stylizer] = {base.model.pooling: base}
 
     def get(self, config: StylizeConfig) -> Stylizer:
-        from nst.runtime.stylize import Stylizer
+        from nst.runtime.stylize import Stylizer  # loads torch; importing the web app does not
 
         pooling = config.pooling or self.base.model.pooling
         if pooling not in self._by_pooling:
@@ -154,7 +155,7 @@ class JobQueue:
                 self._finish(job, None, "failed", f"{type(exc).__name__}: {exc}", 0.0)
 
     def _run(self, job: Job, sessions: Sessions) -> None:
-        from nst.runtime.run import StylizeDiverged, StylizeInterrupted
+        from nst.runtime.run import StylizeDiverged, StylizeInterrupted  # loads torch, as above
 
         start = time.perf_counter()
         image: Rendered | None = None
@@ -181,8 +182,15 @@ class JobQueue:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         self._finish(job, image, status, error, time.perf_counter() - start, encoding)
 
-    def _finish(self, job: Job, image: Rendered | None, status: Status, error: str | None, seconds: float,
-                encoding: Encoding | None = None) -> None:  # fmt: skip
+    def _finish(
+        self,
+        job: Job,
+        image: Rendered | None,
+        status: Status,
+        error: str | None,
+        seconds: float,
+        encoding: Encoding | None = None,
+    ) -> None:
         """Save the image as `nst stylize` would (its parameters, bit depth and colour profile),
         record the job, then say it finished (in that order: whoever sees the status finds the file)."""
         if image is not None and encoding is not None:
@@ -207,9 +215,6 @@ def job_encoding(job: Job, session: Stylizer) -> Encoding:
     """How `nst stylize` would write the job's result: its provenance (`nst:parameters`, with
     the inputs named as the client named them), the job's bit depth, and the sRGB tag or the
     content's own profile (`output_profile`)."""
-    from nst.runtime.icc import output_profile
-    from nst.runtime.record import Encoding
-
     config = job.config
     text = session.provenance(config, content=job.inputs.content_name, styles=job.inputs.style_names)
     profile = output_profile(config.output_profile, job.inputs.content, bit_depth=config.bit_depth)
@@ -221,8 +226,9 @@ def job_encoding(job: Job, session: Stylizer) -> Encoding:
 _sink = threading.local()
 
 
-def _show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
-          line: str | None = None) -> None:  # fmt: skip
+def _show(
+    message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+) -> None:
     sink = getattr(_sink, "warnings", None)
     if sink is not None and issubclass(category, NSTWarning):
         sink.append(str(message))

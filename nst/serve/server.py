@@ -42,11 +42,23 @@ class Server(uvicorn.Server):
     than hold the shutdown) and when a second Ctrl-C asks not to wait (`on_force`, called in
     the signal handler)."""
 
-    def __init__(self, app: Any, *, on_ready: Callable[[], None] | None = None,
-                 on_stop: Callable[[], None] | None = None,
-                 on_force: Callable[[], None] | None = None):  # fmt: skip
-        super().__init__(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN)))  # fmt: skip
+    def __init__(
+        self,
+        app: Any,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
+        on_force: Callable[[], None] | None = None,
+    ):
+        super().__init__(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN),
+            )
+        )
         self.on_ready, self.on_stop, self.on_force = on_ready, on_stop, on_force
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:

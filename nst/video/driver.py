@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from nst.errors import NSTError, StateError, VideoError
+from nst.models.cache import cache_dir
 from nst.runtime.config import BitDepth, StylizeConfig
+from nst.runtime.images import as_image, encode_image, to_array
+from nst.video.consistency import long_term_weights
+from nst.video.flow import FlowCache
+from nst.video.reading import iter_frames
 from nst.video.settings import VideoSettings
 
 if TYPE_CHECKING:
@@ -28,7 +33,6 @@ if TYPE_CHECKING:
     from nst.runtime.state import RunState
     from nst.runtime.stylize import Stylizer
     from nst.runtime.targets import StyleTargets
-    from nst.video.flow import FlowCache
 
 FRAME_NAME = "frame.png"  # what the encoder is told a frame is called: its format
 
@@ -117,9 +121,6 @@ def run_shot(
 ) -> None:
     """Make the shot's frames from entry `shot.done` of its schedule on, each reported as a `frame`
     event. A frame that fails raises a VideoError naming it; Ctrl-C reports the frame's state first."""
-    from nst.runtime.images import encode_image
-    from nst.video.flow import FlowCache
-
     reach = max(shot.video.long_term)
     frames = ShotFrames(shot, window=reach if shot.video.passes == 1 else None)
     cache = FlowCache(_flow_folder(shot))
@@ -165,7 +166,7 @@ def plan_frame(
     by the neighbour's consistency mask (Ruder et al.'s multi-pass). The temporal term holds the frame
     to each neighbour at the --long-term offsets in the pass's direction, with their disjoint weights.
     """
-    from nst.video.consistency import long_term_weights
+    # these load torch, which only a frame's run needs
     from nst.video.multipass import blend_init
     from nst.video.temporal import temporal_term
     from nst.video.warp import warp
@@ -192,11 +193,18 @@ def plan_frame(
     terms: tuple[Any, ...] = ()
     weight = video.temporal_weight or 0.0
     if warped and pass_index >= video.temporal_from and weight > 0:
-        term = temporal_term(warped, long_term_weights(masks), weight=weight, loss_scale=config.loss_scale,
-                             mean_pixel=mean)  # fmt: skip
+        term = temporal_term(
+            warped, long_term_weights(masks), weight=weight, loss_scale=config.loss_scale, mean_pixel=mean
+        )
         terms = (term,)
-    later = config.replace(iterations=video.iterations(config, first=False), scales=1, size=0, width=None,
-                           initial=None, initial_noiseblend=None)  # fmt: skip
+    later = config.replace(
+        iterations=video.iterations(config, first=False),
+        scales=1,
+        size=0,
+        width=None,
+        initial=None,
+        initial_noiseblend=None,
+    )
     return FramePlan(later, initial, terms)
 
 
@@ -215,7 +223,7 @@ def _make(
     """One frame's run: (its rendered image, its total loss per iteration when asked for)."""
     from PIL import Image
 
-    from nst.runtime.stylize import StylizeInterrupted
+    from nst.runtime.stylize import StylizeInterrupted  # loads torch
 
     losses: list[float] = []
 
@@ -227,8 +235,14 @@ def _make(
             report(FrameEvent("state", shot.index, shot.clip, f, pass_index, state=copy.deepcopy(step.state)))
 
     content = Image.fromarray(frame)
-    kwargs: dict[str, Any] = {"styles": styles, "targets": targets, "config": plan.config, "callback": on_step,
-                              "extra_terms": plan.terms, "initial": plan.initial}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "styles": styles,
+        "targets": targets,
+        "config": plan.config,
+        "callback": on_step,
+        "extra_terms": plan.terms,
+        "initial": plan.initial,
+    }
     try:
         try:
             rendered = session.render(content, resume=resume, **kwargs)
@@ -257,8 +271,6 @@ def decode_output(data: bytes, device: torch.device) -> torch.Tensor:
     """An encoded output frame as (1, 3, H, W) 0-255 sRGB on `device`: what later frames are warped from."""
     import torch
     from PIL import Image
-
-    from nst.runtime.images import as_image, to_array
 
     with Image.open(io.BytesIO(data)) as img:
         img.load()
@@ -301,8 +313,6 @@ class ShotFrames:
         if self._stream is None:
             import itertools
 
-            from nst.video.reading import iter_frames
-
             frames = iter_frames(self.shot.source, size=self.shot.size)
             self._stream = itertools.islice(frames, self.shot.start, None)
         return self._stream
@@ -316,8 +326,6 @@ def _flow_folder(shot: Shot) -> Path:
 
 def default_flow_cache() -> Path:
     """Where flows are cached unless told otherwise: `$NST_HOME/flow`, a folder per clip."""
-    from nst.models.cache import cache_dir
-
     return cache_dir() / "flow"
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from nst.errors import VideoError
 from nst.fileio import atomic_path
+from nst.video.consistency import reliability
 
 FlowMethod = Literal["dis", "farneback"]
 DisPreset = Literal["ultrafast", "fast", "medium"]
@@ -73,8 +74,6 @@ def estimate_flow(source: np.ndarray, target: np.ndarray, *, settings: FlowSetti
 
 def frame_pair(earlier: np.ndarray, later: np.ndarray, *, settings: FlowSettings = FlowSettings()) -> FramePair:
     """Both flows between two frames and their consistency masks (Ruder et al.'s check)."""
-    from nst.video.consistency import reliability
-
     forward = estimate_flow(earlier, later, settings=settings)
     backward = estimate_flow(later, earlier, settings=settings)
     return FramePair(

@@ -13,17 +13,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from nst.batch.manifest import MANIFEST, Manifest
 from nst.errors import OutputError, StateError, option_name
 from nst.fileio import atomic_path, check_writable
-from nst.video.writing import VIDEO_OUTPUTS, frame_path
-
-if TYPE_CHECKING:
-    from nst.runtime.state import RunState
+from nst.runtime.images import open_image
+from nst.runtime.state import RunState, load_state, save_state
+from nst.video.writing import VIDEO_OUTPUTS, frame_path, write_video
 
 WORK = ".nst"  # inside the frame folder: the states of frames in progress
 _FRAME = re.compile(r"^(\d{5,})\.png$")
@@ -156,15 +155,11 @@ class ClipOutput:
         return self.folder / WORK / f"{frame + 1:05d}-{pass_index}.state"
 
     def save_state(self, frame: int, pass_index: int, state: RunState) -> None:
-        from nst.runtime.state import save_state
-
         (self.folder / WORK).mkdir(exist_ok=True)
         save_state(state, self.state_path(frame, pass_index))
 
     def load_state(self, frame: int, pass_index: int) -> tuple[RunState | None, str | None]:
         """The saved state of a frame in progress, if any: (state, None), or (None, why it cannot be used)."""
-        from nst.runtime.state import load_state
-
         path = self.state_path(frame, pass_index)
         if not path.is_file():
             return None, None
@@ -176,15 +171,11 @@ class ClipOutput:
     def encode(self, frames: int, *, fps: Fraction | float, audio_from: Path | None) -> Path:
         """A video output: its frames encoded at `fps` with the sound of `audio_from`, then the frame
         folder removed (the flows stay cached)."""
-        from nst.video.writing import write_video
-
         write_video(self._images(frames), self.target, fps=fps, audio_from=audio_from, overwrite=True)
         shutil.rmtree(self.folder, ignore_errors=True)
         return self.target
 
     def _images(self, frames: int) -> Iterator[np.ndarray]:
-        from nst.runtime.images import open_image
-
         for frame in range(frames):
             yield np.asarray(open_image(self.frame_path(frame)))
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from nst.errors import VideoError
+from nst.runtime.images import open_image, resized
 
 # What a folder or a glob of frames contributes, by extension (a GIF is a clip of its own, not a frame).
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -122,8 +123,6 @@ def _natural_key(path: Path) -> tuple[Any, ...]:
 
 
 def _images(files: list[Path]) -> Iterator[np.ndarray]:
-    from nst.runtime.images import open_image
-
     for file in files:
         yield np.asarray(open_image(file))
 
@@ -132,8 +131,6 @@ def _resized(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or frame.shape[:2] == tuple(size):
         return frame
     from PIL import Image
-
-    from nst.runtime.images import resized
 
     return np.asarray(resized(Image.fromarray(frame), size))
 

@@ -12,19 +12,30 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+from nst.batch.driver import run_jobs
 from nst.batch.execution import Execution
 from nst.batch.worker import Inputs, Outcome
-from nst.errors import ConfigError, ImageError, VideoError
+from nst.contract import load_onnx, model_info
+from nst.errors import ConfigError, ImageError, NSTWarning, VideoError
+from nst.export.cached import resolve_model
 from nst.fileio import file_sha256
 from nst.runtime.config import StylizeConfig, applied_options
+from nst.runtime.icc import output_profile
+from nst.runtime.images import resized_shape
+from nst.runtime.loss_scale import resolve_loss_scale
+from nst.video.cuts import CutFinder
 from nst.video.driver import FrameEvent, Shot
+from nst.video.flow import frame_key
 from nst.video.output import ClipOutput
+from nst.video.reading import frame_files, iter_frames, probe_clip
+from nst.video.scale import SHOTS, run_shot_task
 from nst.video.settings import VideoSettings
 
 DEFAULT_FPS = Fraction(24)  # the rate of a video made from frames, which carry none
@@ -97,18 +108,20 @@ def stylize_video(
     `callback` gets a `VideoPlanned`, then each `FrameEvent`. A frame that fails raises a VideoError
     after the frames made are written; Ctrl-C raises `VideoInterrupted`.
     """
-    from nst.contract import load_onnx, model_info
-    from nst.export.cached import resolve_model
-    from nst.runtime.loss_scale import resolve_loss_scale
-
     style_paths, target_path = tuple(Path(s) for s in styles), Path(targets) if targets is not None else None
     identity = _inputs_identity(style_paths, target_path)
     model_path = resolve_model(model, pooling=config.pooling)
     config = resolve_loss_scale(config, model_info(load_onnx(model_path), model_path))  # auto, as stylize does
     video = video.resolved(config)
     settings = _settings(config, video, model_path, identity)
-    options: dict[str, Any] = {"config": config, "video": video, "settings": settings, "overwrite": overwrite,
-               "flow_cache": flow_cache, "history": history}  # fmt: skip
+    options: dict[str, Any] = {
+        "config": config,
+        "video": video,
+        "settings": settings,
+        "overwrite": overwrite,
+        "flow_cache": flow_cache,
+        "history": history,
+    }
     prepared = [_prepare(i, str(source), Path(target), **options) for i, (source, target) in enumerate(clips)]
     pending = [shot for clip in prepared for shot in clip.shots if shot.done < len(shot.schedule())]
     shots = [replace(shot, index=i) for i, shot in enumerate(pending)]  # the jobs' numbers
@@ -117,12 +130,17 @@ def stylize_video(
     writer = _Writer(prepared, shots, settings, report)
     try:
         if shots:
-            from nst.batch.driver import run_jobs
-            from nst.video.scale import SHOTS, run_shot_task
-
             inputs = Inputs(model_path, config, style_paths, target_path, history)
-            run_jobs(shots, inputs, execution, device=config.device, on_event=writer.event,
-                     on_outcome=writer.outcome, task=run_shot_task, remote=SHOTS)  # fmt: skip
+            run_jobs(
+                shots,
+                inputs,
+                execution,
+                device=config.device,
+                on_event=writer.event,
+                on_outcome=writer.outcome,
+                task=run_shot_task,
+                remote=SHOTS,
+            )
     except KeyboardInterrupt:
         raise VideoInterrupted(sum(len(clip.made) for clip in prepared)) from None
     return [_finish(clip, settings, fps) for clip in prepared]
@@ -143,8 +161,6 @@ def _inputs_identity(styles: tuple[Path, ...], targets: Path | None) -> dict[str
 
 def _settings(config: StylizeConfig, video: VideoSettings, model: Path, inputs: dict[str, Any]) -> dict[str, Any]:
     """What a frame's result depends on besides its input frame: the options, the network, the styles."""
-    from nst.contract import load_onnx, model_info
-
     options = {**applied_options(config), **video.options()}
     inputs = {"model": model_info(load_onnx(model), model).weights_sha256, **inputs}
     identity = json.dumps({"options": options, **inputs}, sort_keys=True)
@@ -165,11 +181,7 @@ def _prepare(
 ) -> _Clip:
     """A clip read once (its frames keyed, its cuts found), its output opened and checked against what
     an earlier run left, and its shots planned from where that run stopped."""
-    from nst.runtime.images import resized_shape
-    from nst.runtime.plan import check_sizes
-    from nst.video.cuts import CutFinder
-    from nst.video.flow import frame_key
-    from nst.video.reading import iter_frames, probe_clip
+    from nst.runtime.plan import check_sizes  # plan loads torch; importing this module does not
 
     info = probe_clip(source)
     size = resized_shape(info.size, long_side=config.size, width=config.width)
@@ -192,9 +204,21 @@ def _prepare(
     clip_key = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', clip_name(source))[:40]}-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:12]}"
     shots = []
     for start, stop in cuts.shots() if video.cuts else [(0, len(keys))]:
-        shot = Shot(index=0, clip=index, source=source, start=start, stop=stop, size=size, config=config,
-                    video=video, bit_depth=bit_depth, profile=profile, clip_key=clip_key, history=history,
-                    flow_cache=str(flow_cache) if flow_cache is not None else None)  # fmt: skip
+        shot = Shot(
+            index=0,
+            clip=index,
+            source=source,
+            start=start,
+            stop=stop,
+            size=size,
+            config=config,
+            video=video,
+            bit_depth=bit_depth,
+            profile=profile,
+            clip_key=clip_key,
+            history=history,
+            flow_cache=str(flow_cache) if flow_cache is not None else None,
+        )
         shots.append(_continued(shot, output, keys, settings["key"]))
     audio_from = info.source if info.audio else None
     return _Clip(index, source, output, keys, shots, info.fps, audio_from)
@@ -212,9 +236,6 @@ def _encoding(config: StylizeConfig, source: str, output: ClipOutput) -> tuple[A
         raise ConfigError(f"--bit-depth 16 needs a folder of PNG frames; {output.target.name} holds 8 bits")
     if config.output_profile == "srgb":
         return config.bit_depth, None
-    from nst.runtime.icc import output_profile
-    from nst.video.reading import frame_files
-
     if output.video or Path(source).is_file():
         raise ConfigError("--output-profile content needs frames in image files, in and out; videos are sRGB")
     return config.bit_depth, output_profile("content", frame_files(source)[0], bit_depth=config.bit_depth)
@@ -235,10 +256,6 @@ def _continued(shot: Shot, output: ClipOutput, keys: list[str], settings: str) -
     if rest:
         resume, problem = output.load_state(rest[0][1], rest[0][0])
         if problem is not None:
-            import warnings
-
-            from nst.errors import NSTWarning
-
             warnings.warn(problem, NSTWarning, stacklevel=4)
     return replace(shot, done=done, outputs=outputs, resume=resume)
 
@@ -267,10 +284,19 @@ class _Writer:
     def event(self, event: FrameEvent) -> None:
         clip, shot = self.clips[event.clip], self.shots[event.shot]
         if event.kind == "frame" and event.data is not None:
-            record = {"frame": event.frame + 1, "pass": event.pass_index, "shot": [shot.start + 1, shot.stop],
-                      "input": clip.sources[event.frame], "settings": self.settings["key"],
-                      "seed": shot.config.seed, "iterations": event.iterations, "seconds": round(event.seconds, 3),
-                      "worker": event.worker, "options": self.settings["options"], **self.settings["inputs"]}  # fmt: skip
+            record = {
+                "frame": event.frame + 1,
+                "pass": event.pass_index,
+                "shot": [shot.start + 1, shot.stop],
+                "input": clip.sources[event.frame],
+                "settings": self.settings["key"],
+                "seed": shot.config.seed,
+                "iterations": event.iterations,
+                "seconds": round(event.seconds, 3),
+                "worker": event.worker,
+                "options": self.settings["options"],
+                **self.settings["inputs"],
+            }
             if event.history:
                 record["losses"] = [float(f"{v:.6g}") for v in event.history]
             clip.output.write_frame(event.frame, event.data, record)
@@ -278,10 +304,6 @@ class _Writer:
         elif event.kind == "state" and event.state is not None:
             clip.output.save_state(event.frame, event.pass_index, event.state)
         elif event.kind == "note":
-            import warnings
-
-            from nst.errors import NSTWarning
-
             warnings.warn(f"{Path(clip.source).name}: {event.message}", NSTWarning, stacklevel=2)
         self.report(event)
 

@@ -12,6 +12,7 @@ from nst.batch.cluster import Remote
 from nst.batch.worker import Outcome, Worker, run_guarded, worker_name
 from nst.errors import NSTError
 from nst.video.driver import FrameEvent, Report, Shot, run_shot, with_frames
+from nst.video.reading import iter_frames
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,8 +58,6 @@ def _spaced(report: Report, every: float) -> Report:
 
 def _shot_frames(shot: Shot) -> tuple[np.ndarray, ...]:
     """On the driver: the shot's frames, for a Ray worker that cannot read the clip's file."""
-    from nst.video.reading import iter_frames
-
     return tuple(itertools.islice(iter_frames(shot.source, size=shot.size), shot.start, shot.stop))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from nst.errors import ConfigError, NSTWarning, OutputError
 from nst.fileio import atomic_path
+from nst.runtime.images import from_array, save_image
 from nst.video.reading import import_av, reading_errors, video_header
 
 # Video outputs, by extension: (muxer, video codec, pixel format, encoder options). yuv420p is what every
@@ -84,8 +85,6 @@ def write_frames(
 
 def write_frame(frame: np.ndarray, path: str | Path, *, overwrite: bool = False) -> Path:
     """One (H, W, 3) frame as an image file, atomically (the format follows the extension)."""
-    from nst.runtime.images import from_array, save_image
-
     return save_image(from_array(frame), path, overwrite=overwrite)
 
 
