@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,8 @@ from nst.batch.execution import RAY_LOCAL
 from nst.errors import ConfigError
 
 CONNECT_TIMEOUT = 5.0  # seconds for the TCP check: a host that does not answer in that time is not a cluster
+CLIENT_ATTEMPTS = 3  # tries of a Ray Client (ray://) connection whose session the server failed to start
+CLIENT_RETRY_WAIT = 2.0  # seconds before the second try, twice that before the third
 
 
 def cluster_address(address: str | None) -> tuple[str, int] | None:
@@ -70,15 +73,23 @@ def connect(ray: Any, address: str | None) -> None:
     # joins a cluster (an address, or $RAY_ADDRESS).
     fresh = local and not os.environ.get("RAY_ADDRESS")
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR"} if fresh else {}
-    try:
-        with _quiet():
-            ray.init(address=None if local else address, **options)
-    except Exception as exc:  # no cluster there, a version mismatch, a node that did not start
-        with contextlib.suppress(Exception):
-            ray.shutdown()  # whatever it started
-        target = "$RAY_ADDRESS" if local else address
-        where = "start a local Ray instance" if fresh else f"join the Ray cluster at {target}"
-        raise ConfigError(f"--ray: could not {where} ({first_line(exc)})") from None
+    # Ray Client's server starts a process for each client, and on a busy head that start can
+    # fail ("Initialization failure from server"); a second try usually finds it ready.
+    attempts = CLIENT_ATTEMPTS if str(address).startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            with _quiet():
+                ray.init(address=None if local else address, **options)
+            return
+        except Exception as exc:  # no cluster there, a version mismatch, a node that did not start
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever it started
+            if isinstance(exc, ConnectionAbortedError) and attempt < attempts:
+                time.sleep(CLIENT_RETRY_WAIT * attempt)
+                continue
+            target = "$RAY_ADDRESS" if local else address
+            where = "start a local Ray instance" if fresh else f"join the Ray cluster at {target}"
+            raise ConfigError(f"--ray: could not {where} ({first_line(exc)})") from None
 
 
 @contextlib.contextmanager
