@@ -97,7 +97,9 @@ class Run:
             kept = self.best.image if self.best.image is not None else self.previous.image
             if kept is None:
                 raise
-            state = self.state() if self.boundary and self.image is not None else None
+            # After the last iteration there is nothing to resume: the best image is the run's result.
+            resumable = self.boundary and self.image is not None and self.reached < self.config.iterations
+            state = self.state() if resumable else None
             rendered = self.render(kept)
             raise StylizeInterrupted(rendered.image, self.reached, state, rendered=rendered) from None
         except NonFiniteLoss as stop:
