@@ -20,6 +20,7 @@ pytest.importorskip("multipart")
 from starlette.testclient import TestClient
 from test_bit_depth import decode_png16
 
+from nst.errors import NSTWarning
 from nst.runtime.config import DEFAULT_WEIGHTS, RULES, StylizeConfig
 from nst.runtime.images import encode_image
 
@@ -273,7 +274,8 @@ def test_a_profile_the_output_cannot_take_is_refused_before_the_job_queues(clien
     # LUT based: converted at 8 bits only (a stub lcms cannot use: the upload's check warns, on the server's console)
     lut = matrix_profile_bytes(extra=((b"A2B0", b"mft2\0\0\0\0"),))
     options = {**TINY, "bit_depth": 16, "output_profile": "content"}
-    response = client.post("/api/jobs", **upload(options, content=tagged(lut)))
+    with pytest.warns(NSTWarning, match=r"^'photo\.png' embeds an ICC profile that cannot be used"):
+        response = client.post("/api/jobs", **upload(options, content=tagged(lut)))  # named as uploaded
     assert response.status_code == 422
     assert response.json()["error"].startswith("--output-profile content with --bit-depth 16: the content's ICC")
     assert client.get("/api/jobs").json()["jobs"] == []

@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,18 @@ class Gallery:
             return path
         with atomic_path(path, overwrite=True) as tmp:
             tmp.write_bytes(data)
+
+            def named(text: str) -> str:  # the upload's name, not the temporary's
+                return text.replace(f"'{tmp}'", repr(name)).replace(str(tmp), repr(name))
+
             try:
-                open_image(tmp)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    open_image(tmp)
             except ImageError as exc:
-                raise ImageError(str(exc).replace(f"'{tmp}'", repr(name)).replace(str(tmp), repr(name))) from None
+                raise ImageError(named(str(exc))) from None
+            for warning in caught:  # an unusable colour profile, say
+                warnings.warn(named(str(warning.message)), warning.category, stacklevel=2)
         return path
 
     def result_path(self, job_id: str) -> Path:
