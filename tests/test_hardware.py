@@ -64,3 +64,36 @@ def test_quiet_runs_say_nothing_first(vgg19_onnx, images, tmp_path):
     lines = _stylize(vgg19_onnx, images, tmp_path, "-q")
     assert not any(line.startswith("nst: ") for line in lines)
     assert lines[-1].startswith("wrote ")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_batch_says_the_precision_once_when_planned(vgg19_onnx, images, tmp_path, monkeypatch, quiet):
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
+    content, style = images
+    argv = ["stylize-batch", str(content), "-s", str(style), "-m", str(vgg19_onnx), "-o", str(tmp_path / "out"),
+            "--size", "0", "--iterations", "1", "--no-log", "--precision", "bf16", *(["-q"] if quiet else [])]  # fmt: skip
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("warning: --precision bf16 on this CPU") and "is emulated" in lines[0]
+    said = [line for line in lines if line.startswith("nst: ")]
+    assert said == ([] if quiet else [f"nst: bf16 on cpu ({cpu_model()}, no bf16 units)"]), lines
+
+
+def test_a_video_says_the_precision_once_when_planned(vgg19_onnx, tmp_path):
+    pytest.importorskip("cv2")
+    pytest.importorskip("av")
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        Image.fromarray(torch.randint(0, 256, (24, 32, 3), dtype=torch.uint8).numpy()).save(frames / f"f{i}.png")
+    style = rgb(tmp_path / "style.png", 24, 24, seed=1)
+    argv = ["stylize-video", str(frames), "-s", str(style), "-m", str(vgg19_onnx), "-o", str(tmp_path / "out"),
+            "--size", "0", "--iterations", "1", "--no-log"]  # fmt: skip
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("nst: ")] == [precision_line(CPU, "auto")], (
+        result.output
+    )

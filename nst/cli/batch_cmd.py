@@ -150,13 +150,16 @@ def _parse_sweep(text: str) -> tuple[str, tuple[Any, ...]]:
 
 def _run(batch: Batch, *, model: Path, config: StylizeConfig, report: Reporting) -> None:
     from nst.batch import MANIFEST, BatchEvent, BatchInterrupted, stylize_batch
-    from nst.cli.progress import BatchDisplay
+    from nst.cli.progress import BatchDisplay, hardware_lines
     from nst.runtime.record import LossLog
 
     start = time.perf_counter()
     display = BatchDisplay(config.iterations, quiet=report.quiet, print_every=report.print_every)
 
     def on_event(event: BatchEvent) -> None:
+        if event.kind == "planned":  # the model and inputs checked: no one-line error can follow
+            for line in hardware_lines(config.device, config.precision, quiet=report.quiet):
+                click.echo(line, err=True)
         display(event)
         result = event.result
         if event.kind == "done" and result.status == "ok":

@@ -171,3 +171,16 @@ class VideoDisplay:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def hardware_lines(device: str, precision: str, *, quiet: bool) -> list[str]:
+    """What `nst stylize` says first, for the commands that plan many runs (stylize-batch,
+    stylize-video) to say once when planned: a warning for bf16 that this CPU can only emulate
+    (even with -q: the runs may take 50 times longer), and the precision and device they use."""
+    from nst.runtime.device import resolve_device
+    from nst.runtime.hardware import emulated_bf16, precision_line
+
+    resolved = resolve_device(device)
+    emulated = emulated_bf16(resolved, precision)
+    lines = [f"warning: {emulated}"] if emulated is not None else []
+    return lines if quiet else [*lines, precision_line(resolved, precision)]

@@ -212,11 +212,18 @@ def _run(
     flow_cache: Path | None,
     report: Reporting,
 ) -> None:
-    from nst.cli.progress import VideoDisplay
-    from nst.video.run import VideoInterrupted, stylize_video
+    from nst.cli.progress import VideoDisplay, hardware_lines
+    from nst.video.run import VideoInterrupted, VideoPlanned, stylize_video
 
     start = time.perf_counter()
     display = VideoDisplay(quiet=report.quiet, print_every=report.print_every)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, VideoPlanned):  # the clips and model checked: no one-line error can follow
+            for line in hardware_lines(config.device, config.precision, quiet=report.quiet):
+                click.echo(line, err=True)
+        display(event)
+
     try:
         results = stylize_video(
             clips,
@@ -230,7 +237,7 @@ def _run(
             fps=fps,
             flow_cache=flow_cache,
             history=report.log,
-            callback=display,
+            callback=on_event,
         )
     except VideoInterrupted as stop:
         display.close()
