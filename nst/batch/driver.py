@@ -92,7 +92,7 @@ def stylize_batch(
     step and output done. Ctrl-C raises `BatchInterrupted` with the results so far.
     """
     outdir = Path(outdir)
-    style_paths, target_path = _check_styles(styles, targets)
+    style_paths, target_path = check_styles(styles, targets, probe=True)
     if execution.ray is None:
         check_provider(config.provider)  # one that cannot run here fails once, before any work
     found, sets = expand_contents(contents, exclude=outdir), parameter_sets(sweep, config)
@@ -212,9 +212,11 @@ def threads_per_worker(workers: int) -> int:
     return max(1, physical_cores() // workers)
 
 
-def _check_styles(
-    style_names: Sequence[str | Path], targets_name: str | Path | None
+def check_styles(
+    style_names: Sequence[str | Path], targets_name: str | Path | None, *, probe: bool = False
 ) -> tuple[tuple[Path, ...], Path | None]:
+    """The style images or the targets file as paths, checked once before any work: one of the
+    two given, each a file (and with `probe`, each style's header an image's)."""
     styles = tuple(Path(s) for s in style_names)
     targets = Path(targets_name) if targets_name is not None else None
     if not styles and targets is None:
@@ -224,7 +226,7 @@ def _check_styles(
     for path in (*styles, *([targets] if targets else [])):
         if not path.is_file():
             raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
-    for style in styles:
+    for style in styles if probe else ():
         probe_image(style)  # its header: one that is no image fails once, before any work, not per output
     return styles, targets
 

@@ -16,7 +16,7 @@ from nst.batch.jobs import DEFAULT_NAME, sweep_field
 from nst.cli import INTERRUPTED
 from nst.cli.execution_options import execution_options
 from nst.cli.options import Ranged, choice, ranged
-from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config, stylize_options
+from nst.cli.stylize_options import PATH, STYLES, ModelSource, Reporting, stylize_config, stylize_options
 from nst.errors import ConfigError
 from nst.runtime.config import StylizeConfig, choices
 
@@ -26,15 +26,7 @@ if TYPE_CHECKING:
 
 @click.command("stylize-batch")
 @click.argument("contents", metavar="CONTENT...", nargs=-1, required=True)
-@click.option(
-    "-s",
-    "--style",
-    "styles",
-    multiple=True,
-    type=PATH,
-    metavar="STYLE",
-    help="A style image; repeat for several, blended as `nst stylize` blends its STYLEs (or --targets).",
-)
+@STYLES
 @click.option(
     "-o",
     "--outdir",

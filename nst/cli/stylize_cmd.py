@@ -277,7 +277,7 @@ def _keep_interrupted(
     save_final(stop.rendered or stop.image, paths.output, overwrite=overwrite, encoding=encoding)
     paths.log.write(rows, overwrite=overwrite)
     note = ""
-    if stop.state is not None and stop.state.iteration < stop.state.config["iterations"]:  # else nothing is left
+    if stop.state is not None:  # None after the last iteration: nothing is left to resume
         save_state(stop.state, state_path(paths.output), overwrite=overwrite)
         note = f"; continue with --resume {state_path(paths.output)} --overwrite"
     click.echo(

@@ -39,6 +39,17 @@ from nst.runtime.config import (
 
 PATH = click.Path(path_type=Path, dir_okay=False)
 MASK = click.Path(dir_okay=False)  # a str: masks are recorded in the PNG's parameters as given
+# The style images of the commands that stylize many contents (stylize-batch, stylize-video), taken
+# as an option because their arguments are the contents.
+STYLES = click.option(
+    "-s",
+    "--style",
+    "styles",
+    multiple=True,
+    type=PATH,
+    metavar="STYLE",
+    help="A style image; repeat for several, blended as `nst stylize` blends its STYLEs (or --targets).",
+)
 _D = StylizeConfig()  # the defaults, in one place
 
 

@@ -15,7 +15,7 @@ from nst.batch.execution import Execution
 from nst.cli import INTERRUPTED
 from nst.cli.execution_options import execution_options
 from nst.cli.options import CommaList, Ranged
-from nst.cli.stylize_options import PATH, ModelSource, Reporting, stylize_config, stylize_options
+from nst.cli.stylize_options import STYLES, ModelSource, Reporting, stylize_config, stylize_options
 from nst.errors import ConfigError
 from nst.video.settings import LATER_SHARE, RULES, TEMPORAL_WEIGHTS, VideoSettings
 
@@ -39,15 +39,7 @@ def _fps(value: Any) -> Fraction | None:
 
 @click.command("stylize-video")
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
-@click.option(
-    "-s",
-    "--style",
-    "styles",
-    multiple=True,
-    type=PATH,
-    metavar="STYLE",
-    help="A style image; repeat for several, blended as `nst stylize` blends its STYLEs (or --targets).",
-)
+@STYLES
 @click.option(
     "-o",
     "--output",

@@ -19,11 +19,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from nst.batch.driver import run_jobs
+from nst.batch.driver import check_styles, run_jobs
 from nst.batch.execution import Execution
 from nst.batch.worker import Inputs, Outcome
-from nst.contract import load_onnx, model_info
-from nst.errors import ConfigError, ImageError, NSTWarning, VideoError
+from nst.contract import ModelInfo, read_model_info
+from nst.errors import ConfigError, NSTWarning, VideoError
 from nst.export.cached import resolve_model
 from nst.fileio import file_sha256
 from nst.runtime.config import StylizeConfig, applied_options
@@ -108,12 +108,13 @@ def stylize_video(
     `callback` gets a `VideoPlanned`, then each `FrameEvent`. A frame that fails raises a VideoError
     after the frames made are written; Ctrl-C raises `VideoInterrupted`.
     """
-    style_paths, target_path = tuple(Path(s) for s in styles), Path(targets) if targets is not None else None
+    style_paths, target_path = check_styles(styles, targets)
     identity = _inputs_identity(style_paths, target_path)
     model_path = resolve_model(model, pooling=config.pooling)
-    config = resolve_loss_scale(config, model_info(load_onnx(model_path), model_path))  # auto, as stylize does
+    info = read_model_info(model_path)  # its metadata: the weights load in the workers
+    config = resolve_loss_scale(config, info)  # auto, as stylize does
     video = video.resolved(config)
-    settings = _settings(config, video, model_path, identity)
+    settings = _settings(config, video, info, identity)
     options: dict[str, Any] = {
         "config": config,
         "video": video,
@@ -147,22 +148,15 @@ def stylize_video(
 
 
 def _inputs_identity(styles: tuple[Path, ...], targets: Path | None) -> dict[str, Any]:
-    if not styles and targets is None:
-        raise ConfigError("no style given; pass style images (--style STYLE) or --targets FILE")
-    if styles and targets is not None:
-        raise ConfigError("give style images or --targets, not both")
-    for path in (*styles, *([targets] if targets else [])):
-        if not path.is_file():
-            raise ImageError(f"{'targets file' if path == targets else 'style image'} not found: {path}")
     if targets is not None:
         return {"targets": file_sha256(targets)}
     return {"styles": [file_sha256(s) for s in styles]}
 
 
-def _settings(config: StylizeConfig, video: VideoSettings, model: Path, inputs: dict[str, Any]) -> dict[str, Any]:
+def _settings(config: StylizeConfig, video: VideoSettings, model: ModelInfo, inputs: dict[str, Any]) -> dict[str, Any]:
     """What a frame's result depends on besides its input frame: the options, the network, the styles."""
     options = {**applied_options(config), **video.options()}
-    inputs = {"model": model_info(load_onnx(model), model).weights_sha256, **inputs}
+    inputs = {"model": model.weights_sha256, **inputs}
     identity = json.dumps({"options": options, **inputs}, sort_keys=True)
     return {"options": options, "inputs": inputs, "key": hashlib.sha256(identity.encode()).hexdigest()[:24]}
 
